@@ -7,11 +7,39 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::std_types::RStr;
+
+use crate::ffi::LogFn;
+use crate::log::Level;
 
 use crate::ffi::{PluginMod_Ref, RemoteBackend, RemoteProvider};
 use crate::plugin::PluginManifest;
 use crate::{PluginError, SDK_VERSION};
+
+type Handler = Box<dyn Fn(&str, Level, &str) + Send + Sync>;
+
+static LOG_HANDLER: OnceLock<Handler> = OnceLock::new();
+
+/// Sets the function that receives plugin log messages (first call wins).
+/// Without one, messages at `Info` and above go to stderr.
+pub fn set_log_handler(handler: impl Fn(&str, Level, &str) + Send + Sync + 'static) {
+    let _ = LOG_HANDLER.set(Box::new(handler));
+}
+
+extern "C" fn forward_log(level: u8, message: RStr<'_>) {
+    // Never unwind into the plugin.
+    let _ = std::panic::catch_unwind(|| {
+        let level = Level::from_u8(level);
+        match LOG_HANDLER.get() {
+            Some(h) => h("plugin", level, message.as_str()),
+            None if level <= Level::Info => eprintln!("{}", message.as_str()),
+            None => {}
+        }
+    });
+}
 
 /// A plugin library that passed the version and layout checks.
 pub struct LoadedPlugin {
@@ -208,6 +236,7 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    module.install_log_sink(LogFn { log: forward_log });
     if !crate::plugin::is_valid_name(&manifest.name) {
         return Err(LoadError::Init {
             path: path.to_path_buf(),

@@ -67,6 +67,9 @@ pub struct ProvisionRequest {
     /// `CODEX_HOME`). Never the whole host environment.
     #[serde(default)]
     pub host_vars: BTreeMap<String, String>,
+    /// The prompt of a headless run (`--prompt`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headless_prompt: Option<String>,
 }
 
 /// A file to place in the sandbox before the agent starts.
@@ -134,6 +137,13 @@ pub struct AgentProvisionPlan {
     /// Routes the provider owns, for example `api.anthropic.com`.
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
+    /// Command for this launch, when it depends on the options; `None`
+    /// means [`ProviderInfo::command`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// User for this launch; `None` means [`ProviderInfo::user`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// An agent provider.
