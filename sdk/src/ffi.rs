@@ -479,7 +479,13 @@ extern "C" fn set_log_sink(sink: LogFn) {
     let _ = catch_unwind(|| {
         log::install(Box::new(move |level: Level, message: &str| {
             (sink.log)(level as u8, RStr::from_str(message))
-        }))
+        }));
+        // The plugin has its own copy of std, so its own panic hook: without
+        // this, every caught panic would also print a backtrace on the
+        // user's terminal. The host reports the panic as an error anyway.
+        std::panic::set_hook(Box::new(|info| {
+            log::debug(&format!("plugin panic: {info}"));
+        }));
     });
 }
 
