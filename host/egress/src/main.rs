@@ -1,0 +1,123 @@
+//! `bot-bottle-egress`: see the library docs and host/egress/README.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bot_bottle_egress::{CaSource, Config, Limits};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bot-bottle-egress",
+    version,
+    about = "bot-bottle's deny-by-default egress proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the proxy.
+    Run(RunArgs),
+    /// Exit 0 if a proxy answers GET http://_egress.local/allowlist at ADDR:PORT.
+    Probe {
+        /// ADDR:PORT of the proxy.
+        addr: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Policy file (JSON of bot_bottle_sdk::EgressPolicy).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// CA certificate PEM (with --ca-key); a fresh CA is generated when absent.
+    #[arg(long, requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// CA private key PEM (with --ca-cert).
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Write the CA certificate (public) here once listening.
+    #[arg(long)]
+    ca_cert_out: Option<PathBuf>,
+    /// UDP+TCP DNS stub that answers every query NXDOMAIN.
+    #[arg(long)]
+    dns_listen: Option<SocketAddr>,
+    /// JSON-lines log file (default stderr).
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Written with the bound address once the listener is up.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Maximum concurrent client connections; more are answered 503.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Close a client connection idle this many seconds.
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
+    idle_timeout_secs: u64,
+    /// Close any client connection after this many seconds.
+    #[arg(long, default_value_t = Limits::default().total_timeout.as_secs())]
+    total_timeout_secs: u64,
+    /// Largest request head in bytes (at least 8192).
+    #[arg(long, default_value_t = Limits::default().max_header_bytes)]
+    max_header_bytes: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bot-bottle-egress: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.cmd {
+        Cmd::Probe { addr } => {
+            if rt.block_on(bot_bottle_egress::probe(&addr, Duration::from_secs(3))) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Cmd::Run(a) => {
+            let ca = match (a.ca_cert, a.ca_key) {
+                (Some(cert), Some(key)) => CaSource::Files { cert, key },
+                _ => CaSource::Generate,
+            };
+            let config = Config {
+                policy: a.policy,
+                listen: a.listen,
+                ca,
+                ca_cert_out: a.ca_cert_out,
+                dns_listen: a.dns_listen,
+                log_file: a.log_file,
+                ready_file: a.ready_file,
+                limits: Limits {
+                    max_header_bytes: a.max_header_bytes.max(8192),
+                    idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
+                    total_timeout: Duration::from_secs(a.total_timeout_secs.max(1)),
+                    max_connections: a.max_connections.max(1),
+                    ..Limits::default()
+                },
+            };
+            match rt.block_on(bot_bottle_egress::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bot-bottle-egress: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
