@@ -162,7 +162,11 @@ fn host_env_snapshot() -> BTreeMap<String, String> {
 
 fn choose_backend(flag: Option<&str>) -> String {
     flag.map(str::to_string)
-        .or_else(|| std::env::var("BOT_BOTTLE_BACKEND").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("BOT_BOTTLE_BACKEND")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| DEFAULT_BACKEND.to_string())
 }
 
@@ -200,10 +204,7 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
         None
     } else {
         let dir = args.workspace.clone().unwrap_or_else(|| ctx.cwd.clone());
-        Some(
-            std::fs::canonicalize(&dir)
-                .with_context(|| format!("workspace {}", dir.display()))?,
-        )
+        Some(std::fs::canonicalize(&dir).with_context(|| format!("workspace {}", dir.display()))?)
     };
     let input = plan_input(&manifest, workspace, args.prompt.clone());
     let registry = ctx.registry();
@@ -280,10 +281,17 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
             // behind; remove is idempotent, so make sure of it.
             let _ = backend.remove(&id);
             let _ = std::fs::remove_dir_all(&state_dir);
-            let hint = e.hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default();
+            let hint = e
+                .hint
+                .as_ref()
+                .map(|h| format!("\n  hint: {h}"))
+                .unwrap_or_default();
             bail!(
                 "{}",
-                redact(&format!("launching on `{backend_name}` failed: {e}{hint}"), &secrets)
+                redact(
+                    &format!("launching on `{backend_name}` failed: {e}{hint}"),
+                    &secrets
+                )
             );
         }
     };
@@ -439,7 +447,10 @@ pub fn print_preflight(out: &mut dyn Write, plan: &LaunchPlan, backend: &str) ->
         let names: Vec<&str> = plan.env.keys().map(String::as_str).collect();
         writeln!(out, "env:      {}", names.join(", "))?;
     }
-    writeln!(out, "not active in this version (the earlier bot-bottle had them):")?;
+    writeln!(
+        out,
+        "not active in this version (the earlier bot-bottle had them):"
+    )?;
     for p in plan::INACTIVE_PROTECTIONS {
         writeln!(out, "  - {p}")?;
     }
@@ -456,7 +467,17 @@ fn info(ctx: &Context, agent: &str) -> Result<()> {
     let env: Vec<&str> = manifest.bottle.env.keys().map(String::as_str).collect();
     println!("env:     {}", env.join(", "));
     println!("skills:  {}", manifest.agent.skills.join(", "));
-    println!("routes:  {}", manifest.bottle.egress.routes.iter().map(|r| r.host.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "routes:  {}",
+        manifest
+            .bottle
+            .egress
+            .routes
+            .iter()
+            .map(|r| r.host.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if !manifest.agent.system_prompt.is_empty() {
         println!("prompt:\n{}", manifest.agent.system_prompt);
     }
@@ -465,7 +486,11 @@ fn info(ctx: &Context, agent: &str) -> Result<()> {
 
 fn list_agents(ctx: &Context, json: bool) -> Result<()> {
     let index = load_index(ctx)?;
-    let names: Vec<String> = index.agent_names().into_iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = index
+        .agent_names()
+        .into_iter()
+        .map(|s| s.to_string())
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&names)?);
     } else {
@@ -480,9 +505,11 @@ fn list_active(ctx: &Context, json: bool) -> Result<()> {
     let registry = ctx.registry();
     let mut all = Vec::new();
     for name in registry.backend_names() {
-        match registry.open_backend(name).map_err(anyhow::Error::from).and_then(|b| {
-            b.list().map_err(|e| anyhow!("{e}"))
-        }) {
+        match registry
+            .open_backend(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| b.list().map_err(|e| anyhow!("{e}")))
+        {
             Ok(list) => all.extend(list),
             Err(e) => eprintln!("warning: backend {name}: {e}"),
         }
@@ -491,10 +518,7 @@ fn list_active(ctx: &Context, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         for b in all {
-            println!(
-                "{}\t{}\t{}\t{:?}",
-                b.backend, b.id, b.agent, b.state
-            );
+            println!("{}\t{}\t{}\t{:?}", b.backend, b.id, b.agent, b.state);
         }
     }
     Ok(())
@@ -507,7 +531,10 @@ fn backend_for(ctx: &Context, registry: &Registry, id: &str) -> Result<Box<dyn B
     }
     for name in registry.backend_names() {
         if let Ok(b) = registry.open_backend(name) {
-            if b.list().map(|l| l.iter().any(|s| s.id == id)).unwrap_or(false) {
+            if b.list()
+                .map(|l| l.iter().any(|s| s.id == id))
+                .unwrap_or(false)
+            {
                 return Ok(b);
             }
         }
@@ -518,8 +545,12 @@ fn backend_for(ctx: &Context, registry: &Registry, id: &str) -> Result<Box<dyn B
 fn stop(ctx: &Context, id: &str) -> Result<()> {
     let registry = ctx.registry();
     let backend = backend_for(ctx, &registry, id)?;
-    backend.stop(id).map_err(|e| anyhow!("stopping {id}: {e}"))?;
-    backend.remove(id).map_err(|e| anyhow!("removing {id}: {e}"))?;
+    backend
+        .stop(id)
+        .map_err(|e| anyhow!("stopping {id}: {e}"))?;
+    backend
+        .remove(id)
+        .map_err(|e| anyhow!("removing {id}: {e}"))?;
     eprintln!("stopped and removed {id}");
     Ok(())
 }
@@ -582,17 +613,31 @@ fn doctor(ctx: &Context, only: Option<&str>) -> Result<i32> {
     let registry = ctx.registry();
     let mut ready = true;
     for c in registry.candidates.iter().filter(|c| c.status != "loaded") {
-        println!("plugin {} {}: {}", c.path.display(), c.status, c.reason.as_deref().unwrap_or(""));
+        println!(
+            "plugin {} {}: {}",
+            c.path.display(),
+            c.status,
+            c.reason.as_deref().unwrap_or("")
+        );
     }
     for name in registry.backend_names() {
         if only.is_some_and(|o| o != name) {
             continue;
         }
         println!("{name}:");
-        match registry.open_backend(name).map_err(anyhow::Error::from).and_then(|b| b.doctor().map_err(|e| anyhow!("{e}"))) {
+        match registry
+            .open_backend(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| b.doctor().map_err(|e| anyhow!("{e}")))
+        {
             Ok(report) => {
                 for c in &report.checks {
-                    println!("  [{}] {}: {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
+                    println!(
+                        "  [{}] {}: {}",
+                        if c.ok { "ok" } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
                     if let (false, Some(h)) = (c.ok, &c.hint) {
                         println!("        hint: {h}");
                     }
@@ -641,4 +686,3 @@ fn plugin_list(ctx: &Context, json: bool) -> Result<()> {
     }
     Ok(())
 }
-

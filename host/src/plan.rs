@@ -135,7 +135,9 @@ pub enum PlanError {
         source: std::io::Error,
     },
     /// No image could be determined.
-    #[error("no image for provider `{0}`: set `image:` or `agent_provider.dockerfile` in the bottle")]
+    #[error(
+        "no image for provider `{0}`: set `image:` or `agent_provider.dockerfile` in the bottle"
+    )]
     NoImage(String),
     /// No command could be determined.
     #[error("no command for provider `{0}`: set agent_provider.settings.command")]
@@ -249,7 +251,11 @@ pub fn prepare(
     })
 }
 
-fn collect_files(dir: &Path, target: &str, out: &mut Vec<ProvisionedFile>) -> Result<(), PlanError> {
+fn collect_files(
+    dir: &Path,
+    target: &str,
+    out: &mut Vec<ProvisionedFile>,
+) -> Result<(), PlanError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PlanError::Io { path, source }
@@ -397,10 +403,18 @@ mod tests {
         let hosts: Vec<_> = plan.routes.iter().map(|r| r.host.as_str()).collect();
         assert_eq!(
             hosts,
-            ["api.openai.com", "git.example.com", "api.example.com", "pypi.org"]
+            [
+                "api.openai.com",
+                "git.example.com",
+                "api.example.com",
+                "pypi.org"
+            ]
         );
         assert_eq!(plan.token_env_map.len(), 2);
-        assert_eq!(plan.token_env_map["EGRESS_TOKEN_0"], "CODEX_HOST_CREDENTIAL");
+        assert_eq!(
+            plan.token_env_map["EGRESS_TOKEN_0"],
+            "CODEX_HOST_CREDENTIAL"
+        );
         assert_eq!(plan.token_env_map["EGRESS_TOKEN_1"], "GITEA");
         assert_eq!(
             plan.routes[2].auth.as_ref().unwrap().token_env,

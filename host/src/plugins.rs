@@ -90,7 +90,11 @@ impl SearchPath {
             bundled,
             user: Some(user_plugin_dir(home)),
             extra: std::env::var_os("BOT_BOTTLE_PLUGIN_PATH")
-                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+                .map(|v| {
+                    std::env::split_paths(&v)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -136,14 +140,26 @@ impl Registry {
     pub fn discover(search: &SearchPath) -> Registry {
         let mut files: Vec<(PathBuf, Origin)> = Vec::new();
         if let Some(dir) = &search.bundled {
-            files.extend(libraries_in(dir, true).into_iter().map(|p| (p, Origin::Bundled)));
+            files.extend(
+                libraries_in(dir, true)
+                    .into_iter()
+                    .map(|p| (p, Origin::Bundled)),
+            );
         }
         if let Some(dir) = &search.user {
-            files.extend(libraries_in(dir, false).into_iter().map(|p| (p, Origin::User)));
+            files.extend(
+                libraries_in(dir, false)
+                    .into_iter()
+                    .map(|p| (p, Origin::User)),
+            );
         }
         for entry in &search.extra {
             if entry.is_dir() {
-                files.extend(libraries_in(entry, false).into_iter().map(|p| (p, Origin::Path)));
+                files.extend(
+                    libraries_in(entry, false)
+                        .into_iter()
+                        .map(|p| (p, Origin::Path)),
+                );
             } else {
                 files.push((entry.clone(), Origin::Path));
             }
@@ -214,8 +230,10 @@ impl Registry {
             other.reason = Some(reason.clone());
             other.plugin = None;
             let name = m.name.clone();
-            self.backends.retain(|_, i| self.candidates[*i].name.as_deref() != Some(name.as_str()));
-            self.providers.retain(|_, i| self.candidates[*i].name.as_deref() != Some(name.as_str()));
+            self.backends
+                .retain(|_, i| self.candidates[*i].name.as_deref() != Some(name.as_str()));
+            self.providers
+                .retain(|_, i| self.candidates[*i].name.as_deref() != Some(name.as_str()));
             candidate.status = "conflict";
             candidate.reason = Some(reason);
             self.candidates.push(candidate);
@@ -270,7 +288,13 @@ impl Registry {
                 .candidates
                 .iter()
                 .filter(|c| c.status != "loaded" && c.backends.iter().any(|b| b == name))
-                .map(|c| format!("{}: {}", c.path.display(), c.reason.clone().unwrap_or_default()))
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c.path.display(),
+                        c.reason.clone().unwrap_or_default()
+                    )
+                })
                 .collect();
             return Err(RegistryError::UnknownBackend {
                 name: name.to_string(),
@@ -278,7 +302,10 @@ impl Registry {
                 refused,
             });
         };
-        let plugin = self.candidates[i].plugin.as_ref().expect("loaded candidates hold a plugin");
+        let plugin = self.candidates[i]
+            .plugin
+            .as_ref()
+            .expect("loaded candidates hold a plugin");
         plugin
             .open_backend(name)
             .map(|b| Box::new(b) as Box<dyn Backend>)
@@ -302,7 +329,10 @@ impl Registry {
                 available: available.join(", "),
             });
         };
-        let plugin = self.candidates[i].plugin.as_ref().expect("loaded candidates hold a plugin");
+        let plugin = self.candidates[i]
+            .plugin
+            .as_ref()
+            .expect("loaded candidates hold a plugin");
         plugin
             .open_provider(name)
             .map(|p| Box::new(p) as Box<dyn AgentProvider>)

@@ -153,9 +153,16 @@ mod tests {
 
     #[test]
     fn the_codex_ref_resolves_like_any_ref_when_present() {
-        let p = plan(&[("chatgpt.com", "EGRESS_TOKEN_0", CODEX_HOST_CREDENTIAL_TOKEN_REF)]);
+        let p = plan(&[(
+            "chatgpt.com",
+            "EGRESS_TOKEN_0",
+            CODEX_HOST_CREDENTIAL_TOKEN_REF,
+        )]);
         let mut host = BTreeMap::new();
-        host.insert(CODEX_HOST_CREDENTIAL_TOKEN_REF.to_string(), "tok".to_string());
+        host.insert(
+            CODEX_HOST_CREDENTIAL_TOKEN_REF.to_string(),
+            "tok".to_string(),
+        );
         let values = egress_resolve_token_values(&p, &host).unwrap();
         assert_eq!(values.get("EGRESS_TOKEN_0").unwrap().expose(), "tok");
     }
@@ -167,7 +174,10 @@ mod tests {
         provisioned.insert("API_KEY", Secret::new("from-provider"));
         let env = effective_env(|_| Some("from-host".into()), &provisioned);
         let values = egress_resolve_token_values(&p, &env).unwrap();
-        assert_eq!(values.get("EGRESS_TOKEN_0").unwrap().expose(), "from-provider");
+        assert_eq!(
+            values.get("EGRESS_TOKEN_0").unwrap().expose(),
+            "from-provider"
+        );
     }
 
     #[test]
@@ -175,7 +185,10 @@ mod tests {
         let p = plan(&[("api.example.com", "EGRESS_TOKEN_0", "API_KEY")]);
         let err = egress_resolve_token_values(&p, &BTreeMap::new()).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("API_KEY") && text.contains("api.example.com"), "{text}");
+        assert!(
+            text.contains("API_KEY") && text.contains("api.example.com"),
+            "{text}"
+        );
         let mut host = BTreeMap::new();
         host.insert("API_KEY".to_string(), String::new());
         let err = egress_resolve_token_values(&p, &host).unwrap_err();

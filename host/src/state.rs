@@ -91,6 +91,8 @@ mod tests {
         let b = super::new_bottle_id("My Agent!");
         assert!(a.starts_with("my-agent-"), "{a}");
         assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }
 }

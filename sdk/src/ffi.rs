@@ -192,10 +192,8 @@ pub struct ProviderVTable {
     pub info: unsafe extern "C" fn(*const ErasedObject) -> Json,
     /// `AgentProvider::provision(ProvisionRequest JSON)`.
     #[sabi(last_prefix_field)]
-    pub provision: unsafe extern "C" fn(
-        *const ErasedObject,
-        RStr<'_>,
-    ) -> RResult<FfiProvisionReply, FfiError>,
+    pub provision:
+        unsafe extern "C" fn(*const ErasedObject, RStr<'_>) -> RResult<FfiProvisionReply, FfiError>,
     // bot-bottle-sdk 1.0.0 ends here; later minor releases append below.
 }
 
@@ -320,14 +318,22 @@ unsafe extern "C" fn backend_attach(
     id: RStr<'_>,
     tty: bool,
 ) -> RResult<i32, FfiError> {
-    guard("attach", || unsafe { backend(this) }.attach(id.as_str(), tty))
+    guard("attach", || {
+        unsafe { backend(this) }.attach(id.as_str(), tty)
+    })
 }
 
-unsafe extern "C" fn backend_wait(this: *const ErasedObject, id: RStr<'_>) -> RResult<i32, FfiError> {
+unsafe extern "C" fn backend_wait(
+    this: *const ErasedObject,
+    id: RStr<'_>,
+) -> RResult<i32, FfiError> {
     guard("wait", || unsafe { backend(this) }.wait(id.as_str()))
 }
 
-unsafe extern "C" fn backend_stop(this: *const ErasedObject, id: RStr<'_>) -> RResult<(), FfiError> {
+unsafe extern "C" fn backend_stop(
+    this: *const ErasedObject,
+    id: RStr<'_>,
+) -> RResult<(), FfiError> {
     guard("stop", || unsafe { backend(this) }.stop(id.as_str()))
 }
 
@@ -490,7 +496,9 @@ extern "C" fn set_log_sink(sink: LogFn) {
 }
 
 extern "C" fn open_backend<P: Plugin>(name: RStr<'_>) -> RResult<FfiBackend, FfiError> {
-    guard("open_backend", || P::open_backend(name.as_str()).map(FfiBackend::new))
+    guard("open_backend", || {
+        P::open_backend(name.as_str()).map(FfiBackend::new)
+    })
 }
 
 extern "C" fn open_provider<P: Plugin>(name: RStr<'_>) -> RResult<FfiProvider, FfiError> {
@@ -554,7 +562,9 @@ impl Drop for RemoteBackend {
 unsafe extern "C" fn write_to_dyn(ctx: *mut ErasedObject, bytes: RSlice<'_, u8>) -> bool {
     // SAFETY: `ctx` is the `&mut &mut dyn Write` created in `logs` below.
     let out = unsafe { &mut *(ctx as *mut &mut dyn std::io::Write) };
-    out.write_all(bytes.as_slice()).and_then(|_| out.flush()).is_ok()
+    out.write_all(bytes.as_slice())
+        .and_then(|_| out.flush())
+        .is_ok()
 }
 
 impl Backend for RemoteBackend {
@@ -642,7 +652,9 @@ impl Backend for RemoteBackend {
         let this = self.obj.this as *const ErasedObject;
         let doc = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("encoding the gc request: {e}")))?;
-        decode("gc", unsafe { (self.obj.vtable.gc())(this, RStr::from_str(&doc)) })
+        decode("gc", unsafe {
+            (self.obj.vtable.gc())(this, RStr::from_str(&doc))
+        })
     }
 }
 

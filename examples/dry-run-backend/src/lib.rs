@@ -35,7 +35,9 @@ pub fn redacted_record(request: &LaunchRequest) -> Value {
     v["files"] = request
         .files
         .iter()
-        .map(|f| json!({"path": f.path, "bytes": f.contents.len(), "mode": format!("{:o}", f.mode)}))
+        .map(
+            |f| json!({"path": f.path, "bytes": f.contents.len(), "mode": format!("{:o}", f.mode)}),
+        )
         .collect();
     v
 }

@@ -49,8 +49,10 @@ impl AgentProvider for ClaudeProvider {
         );
         plan.env.insert("DISABLE_AUTOUPDATER".into(), "1".into());
         if let Some(var) = &request.options.auth_token {
-            plan.env
-                .insert("CLAUDE_CODE_OAUTH_TOKEN".into(), CLAUDE_PLACEHOLDER_TOKEN.into());
+            plan.env.insert(
+                "CLAUDE_CODE_OAUTH_TOKEN".into(),
+                CLAUDE_PLACEHOLDER_TOKEN.into(),
+            );
             plan.hidden_env_names.push("CLAUDE_CODE_OAUTH_TOKEN".into());
             plan.routes.push(RouteSpec {
                 host: "api.anthropic.com".into(),

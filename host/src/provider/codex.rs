@@ -118,7 +118,9 @@ fn credential_error(path: &std::path::Path, what: &str) -> PluginError {
             path.display()
         ),
     )
-    .with_hint("run `codex login` on the host (ChatGPT sign-in), or set forward_host_credentials: false")
+    .with_hint(
+        "run `codex login` on the host (ChatGPT sign-in), or set forward_host_credentials: false",
+    )
 }
 
 fn jwt_claims(token: &str) -> Option<Map<String, Value>> {
@@ -147,7 +149,8 @@ impl HostLogin {
         let tokens = match doc.get("tokens") {
             Some(Value::Object(t)) => t,
             _ => {
-                let api_key = matches!(doc.get("OPENAI_API_KEY"), Some(Value::String(s)) if !s.is_empty());
+                let api_key =
+                    matches!(doc.get("OPENAI_API_KEY"), Some(Value::String(s)) if !s.is_empty());
                 return Err(credential_error(
                     path,
                     if api_key {
@@ -209,8 +212,14 @@ impl HostLogin {
         id_payload.insert("exp".into(), json!(self.expires_at));
         let access_payload = json!({ "exp": self.expires_at, "bot_bottle": "placeholder" });
         let mut tokens = Map::new();
-        tokens.insert("id_token".into(), json!(placeholder_jwt(&Value::Object(id_payload))));
-        tokens.insert("access_token".into(), json!(placeholder_jwt(&access_payload)));
+        tokens.insert(
+            "id_token".into(),
+            json!(placeholder_jwt(&Value::Object(id_payload))),
+        );
+        tokens.insert(
+            "access_token".into(),
+            json!(placeholder_jwt(&access_payload)),
+        );
         tokens.insert("refresh_token".into(), json!(PLACEHOLDER));
         if let Some(id) = &self.account_id {
             tokens.insert("account_id".into(), json!(id));
@@ -304,7 +313,10 @@ pub(crate) mod tests {
         let dummy = &plan.files[0];
         assert_eq!(dummy.path, "/home/node/.codex/auth.json");
         let text = String::from_utf8(dummy.contents.clone()).unwrap();
-        assert!(!text.contains(&access), "the real token leaked into the dummy");
+        assert!(
+            !text.contains(&access),
+            "the real token leaked into the dummy"
+        );
         assert!(!text.contains("real-refresh-xyz"));
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["tokens"]["account_id"], "acct-42");
@@ -317,7 +329,9 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (doc, _) = chatgpt_auth_json(FAR_FUTURE);
         write_auth(dir.path(), &doc);
-        let plan = CodexProvider.provision(&request(dir.path(), false)).unwrap();
+        let plan = CodexProvider
+            .provision(&request(dir.path(), false))
+            .unwrap();
         assert!(plan.provisioned_env.is_empty());
         assert!(plan.routes.is_empty());
         assert!(plan.files.is_empty());
@@ -340,7 +354,10 @@ pub(crate) mod tests {
     #[test]
     fn bad_host_logins_stop_the_launch_without_echoing_values() {
         let cases: Vec<(String, &str)> = vec![
-            (r#"{"OPENAI_API_KEY":"sk-secret-apikey","tokens":null}"#.into(), "API-key login"),
+            (
+                r#"{"OPENAI_API_KEY":"sk-secret-apikey","tokens":null}"#.into(),
+                "API-key login",
+            ),
             ("{not json sk-secret-apikey".into(), "not a JSON object"),
             (
                 r#"{"tokens":{"access_token":"sk-secret-apikey"}}"#.into(),

@@ -4,13 +4,17 @@
 //! a plugin, was built against an incompatible SDK, or fails to initialise is
 //! reported as a [`LoadError`]; it never stops other plugins from loading.
 
+mod elf;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use std::sync::OnceLock;
 
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::RStr;
+use abi_stable::StableAbi;
 
 use crate::ffi::LogFn;
 use crate::log::Level;
@@ -201,6 +205,10 @@ fn fix_for(plugin: (u64, u64, u64), host: (u64, u64, u64)) -> String {
 /// version itself and lets the layout checker judge the rest.
 pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     let host_v = parse_version(SDK_VERSION).expect("the SDK's own version parses");
+    elf::check(path).map_err(|reason| LoadError::NotAPlugin {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let header = lib_header_from_path(path).map_err(|e| LoadError::NotAPlugin {
         path: path.to_path_buf(),
         reason: short_library_error(&e),
@@ -222,16 +230,27 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     if plugin_v.0 != host_v.0 {
         return Err(incompatible(String::new()));
     }
-    header
-        .ensure_layout::<PluginMod_Ref>()
-        .map_err(|e| incompatible(e.to_string()))?;
+    if let Err(e) = header.ensure_layout::<PluginMod_Ref>() {
+        // abi_stable accepts a library whose prefix types have *more* fields
+        // than the host expects (a newer plugin), not fewer. A plugin from
+        // an older minor has fewer: accept it when its whole layout is a
+        // prefix of ours, i.e. when ours checks as an implementation of its.
+        let older = plugin_v.1 < host_v.1;
+        let prefix_ok = older
+            && header.layout().is_some_and(|plugin_layout| {
+                check_layout_compatibility(plugin_layout, <PluginMod_Ref as StableAbi>::LAYOUT)
+                    .is_ok()
+            });
+        if !prefix_ok {
+            return Err(incompatible(e.to_string()));
+        }
+    }
     // SAFETY: the layout was checked just above.
-    let module: PluginMod_Ref = unsafe { header.unchecked_layout::<PluginMod_Ref>() }.map_err(|e| {
-        LoadError::Init {
+    let module: PluginMod_Ref =
+        unsafe { header.unchecked_layout::<PluginMod_Ref>() }.map_err(|e| LoadError::Init {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let manifest = module.read_manifest().map_err(|e| LoadError::Init {
         path: path.to_path_buf(),
         reason: e.to_string(),

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `bot-bottle` binary: manifests on disk, real
+//! plugin libraries, the real CLI.
+
+mod common;
+mod dry_run;
+mod plugin_abi;
+mod plugins;
