@@ -120,3 +120,226 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+/// Follows HTTP/1.1 request framing on the bytes a client sends, to see what
+/// the server parser hides: a head carrying both `Content-Length` and
+/// `Transfer-Encoding` (hyper drops the length and closes after the
+/// response; the policy is to refuse such a request outright).
+#[derive(Debug)]
+pub struct FrameWatch {
+    state: FrameState,
+    head: Vec<u8>,
+    max_head: usize,
+    /// Set when a head with both framing headers was seen.
+    pub ambiguous: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+enum FrameState {
+    Head,
+    Body(u64),
+    ChunkSize(Vec<u8>),
+    ChunkData(u64),
+    ChunkDataEnd(u8),
+    Trailers(Vec<u8>),
+    /// CONNECT, upgrades, or anything unparsable: stop watching.
+    Off,
+}
+
+impl FrameWatch {
+    /// A watcher that gives up on heads larger than `max_head`.
+    pub fn new(max_head: usize) -> FrameWatch {
+        FrameWatch {
+            state: FrameState::Head,
+            head: Vec::new(),
+            max_head,
+            ambiguous: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Feeds bytes read from the client.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match &mut self.state {
+                FrameState::Off => return,
+                FrameState::Head => {
+                    let Some(b) = data.first() else { return };
+                    self.head.push(*b);
+                    data = &data[1..];
+                    if self.head.len() > self.max_head {
+                        self.state = FrameState::Off;
+                    } else if self.head.ends_with(b"\r\n\r\n") {
+                        self.end_head();
+                    } else if self.head == b"\r\n" {
+                        // Tolerated leading CRLF between messages.
+                        self.head.clear();
+                    }
+                }
+                FrameState::Body(n) => {
+                    let take = (*n).min(data.len() as u64);
+                    *n -= take;
+                    data = &data[take as usize..];
+                    if *n == 0 {
+                        self.state = FrameState::Head;
+                    }
+                }
+                FrameState::ChunkSize(line) => {
+                    let b = data[0];
+                    data = &data[1..];
+                    line.push(b);
+                    if line.len() > 1024 {
+                        self.state = FrameState::Off;
+                    } else if line.ends_with(b"\r\n") {
+                        let text = String::from_utf8_lossy(&line[..line.len() - 2]).to_string();
+                        let hex = text.split(';').next().unwrap_or("").trim();
+                        match u64::from_str_radix(hex, 16) {
+                            Ok(0) => self.state = FrameState::Trailers(Vec::new()),
+                            Ok(n) => self.state = FrameState::ChunkData(n),
+                            Err(_) => self.state = FrameState::Off,
+                        }
+                    }
+                }
+                FrameState::ChunkData(n) => {
+                    let take = (*n).min(data.len() as u64);
+                    *n -= take;
+                    data = &data[take as usize..];
+                    if *n == 0 {
+                        self.state = FrameState::ChunkDataEnd(2);
+                    }
+                }
+                FrameState::ChunkDataEnd(left) => {
+                    data = &data[1..];
+                    *left -= 1;
+                    if *left == 0 {
+                        self.state = FrameState::ChunkSize(Vec::new());
+                    }
+                }
+                FrameState::Trailers(line) => {
+                    let b = data[0];
+                    data = &data[1..];
+                    line.push(b);
+                    if line.as_slice() == b"\r\n" {
+                        self.state = FrameState::Head;
+                    } else if line.ends_with(b"\r\n") {
+                        line.clear();
+                    } else if line.len() > 8192 {
+                        self.state = FrameState::Off;
+                    }
+                }
+            }
+        }
+    }
+
+    fn end_head(&mut self) {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        let parsed = req.parse(&self.head);
+        let next = match parsed {
+            Ok(httparse::Status::Complete(_)) => {
+                let mut cl: Option<u64> = None;
+                let mut te = false;
+                let mut upgrade = req.method == Some("CONNECT");
+                for h in req.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        cl = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse().ok())
+                            .or(Some(0));
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        te = true;
+                    } else if h.name.eq_ignore_ascii_case("upgrade") {
+                        upgrade = true;
+                    }
+                }
+                if te && cl.is_some() {
+                    self.ambiguous.store(true, Ordering::SeqCst);
+                }
+                if upgrade {
+                    FrameState::Off
+                } else if te {
+                    FrameState::ChunkSize(Vec::new())
+                } else {
+                    match cl {
+                        Some(0) | None => FrameState::Head,
+                        Some(n) => FrameState::Body(n),
+                    }
+                }
+            }
+            _ => FrameState::Off,
+        };
+        self.head.clear();
+        self.state = next;
+    }
+}
+
+/// A stream whose reads are fed to a [`FrameWatch`].
+pub struct Watched<T> {
+    inner: T,
+    watch: FrameWatch,
+}
+
+impl<T> Watched<T> {
+    /// Wraps a stream.
+    pub fn new(inner: T, watch: FrameWatch) -> Watched<T> {
+        Watched { inner, watch }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.watch.feed(&buf.filled()[before..]);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_cl_and_te_across_pipelined_requests() {
+        let mut w = FrameWatch::new(65536);
+        w.feed(b"POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+        w.feed(b"POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        assert!(!w.ambiguous.load(Ordering::SeqCst));
+        w.feed(
+            b"GET http://a/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        assert!(w.ambiguous.load(Ordering::SeqCst));
+    }
+}

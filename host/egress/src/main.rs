@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the proxy.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Exit 0 if a proxy answers GET http://_egress.local/allowlist at ADDR:PORT.
     Probe {
         /// ADDR:PORT of the proxy.
@@ -91,6 +91,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Run(a) => {
+            let a = *a;
             let ca = match (a.ca_cert, a.ca_key) {
                 (Some(cert), Some(key)) => CaSource::Files { cert, key },
                 _ => CaSource::Generate,

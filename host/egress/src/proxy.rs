@@ -22,7 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::io::{Activity, Tracked};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::io::{Activity, FrameWatch, Tracked, Watched};
 use crate::log::{Kind, Logger};
 use crate::net::{ConnectError, Connector, Resolver};
 use crate::policy::Policy;
@@ -159,7 +161,8 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_buf_size(limits.max_header_bytes.max(8192) * 2)
+        .max_header_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     b
 }
@@ -178,11 +181,14 @@ async fn serve_conn(
         act: act.clone(),
         _permit: permit,
     });
-    let io = TokioIo::new(Tracked::new(tcp, act.clone()));
+    let watch = FrameWatch::new(limits.max_header_bytes.max(8192));
+    let ambiguous = watch.ambiguous.clone();
+    let io = TokioIo::new(Watched::new(Tracked::new(tcp, act.clone()), watch));
     let svc_ctx = ctx.clone();
     let svc = service_fn(move |req| {
         let c = svc_ctx.clone();
-        async move { Ok::<_, Infallible>(handle(req, c, None).await) }
+        let a = ambiguous.clone();
+        async move { Ok::<_, Infallible>(handle(req, c, None, a).await) }
     });
     let conn = http1(&limits).serve_connection(io, svc).with_upgrades();
     tokio::select! {
@@ -268,20 +274,30 @@ type BoxedResponse = std::pin::Pin<Box<dyn std::future::Future<Output = Response
 
 /// Boxed with an explicit `Send`: handle -> connect -> intercept -> handle
 /// is a cycle of opaque futures the compiler cannot see through otherwise.
-fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>, inner: Option<Target>) -> BoxedResponse {
-    Box::pin(handle_inner(req, ctx, inner))
+fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<ConnCtx>,
+    inner: Option<Target>,
+    ambiguous: Arc<AtomicBool>,
+) -> BoxedResponse {
+    Box::pin(handle_inner(req, ctx, inner, ambiguous))
 }
 
 async fn handle_inner(
     req: Request<Incoming>,
     ctx: Arc<ConnCtx>,
     inner: Option<Target>,
+    ambiguous: Arc<AtomicBool>,
 ) -> Response<Body> {
     let seen = Seen {
         method: req.method().clone(),
         path: req.uri().path().to_owned(),
         started: Instant::now(),
     };
+    if ambiguous.load(Ordering::SeqCst) {
+        let reason = "a request with both Content-Length and Transfer-Encoding is refused";
+        return ctx.refuse(&seen, inner.as_ref(), StatusCode::BAD_REQUEST, reason);
+    }
     if let Err(reason) = structural_check(req.headers()) {
         return ctx.refuse(&seen, inner.as_ref(), StatusCode::BAD_REQUEST, &reason);
     }
@@ -540,14 +556,17 @@ async fn intercept(req: Request<Incoming>, target: Target, ctx: Arc<ConnCtx>) {
             return;
         }
     };
+    let watch = FrameWatch::new(limits.max_header_bytes.max(8192));
+    let ambiguous = watch.ambiguous.clone();
     let svc_ctx = ctx.clone();
     let svc = service_fn(move |req| {
         let c = svc_ctx.clone();
         let t = target.clone();
-        async move { Ok::<_, Infallible>(handle(req, c, Some(t)).await) }
+        let a = ambiguous.clone();
+        async move { Ok::<_, Infallible>(handle(req, c, Some(t), a).await) }
     });
     let _ = http1(&limits)
-        .serve_connection(TokioIo::new(tls), svc)
+        .serve_connection(TokioIo::new(Watched::new(tls, watch)), svc)
         .with_upgrades()
         .await;
 }
