@@ -147,12 +147,12 @@ mod tests {
             ));
         }
         assert!(
-            seen.contains(&("home/node/.claude".into(), 0o755)),
+            seen.contains(&("home/node/.claude/".into(), 0o755)),
             "{seen:?}"
         );
         assert!(seen.contains(&("home/node/.claude/settings.json".into(), 0o600)));
         assert!(seen.contains(&("etc/x.conf".into(), 0o644)));
-        assert!(!seen.iter().any(|(p, _)| p == "home/node" || p == "etc"));
+        assert!(!seen.iter().any(|(p, _)| p.trim_end_matches('/') == "home/node" || p.trim_end_matches('/') == "etc"));
     }
 
     #[test]
