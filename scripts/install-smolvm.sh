@@ -10,12 +10,17 @@
 #
 # Environment:
 #   SMOLMACHINES_VERSION   wheel version (default 1.32.2)
-#   BOT_BOTTLE_SMOLVM_HOME cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/bot-bottle/smolvm)
+#   BOT_BOTTLE_SMOLVM_HOME cache directory (default /var/cache/bot-bottle/smolvm for root,
+#                          else ${XDG_CACHE_HOME:-$HOME/.cache}/bot-bottle/smolvm)
 #   PYTHON                 python interpreter with pip (default python3)
 set -eu
 
 version="${SMOLMACHINES_VERSION:-1.32.2}"
-cache="${BOT_BOTTLE_SMOLVM_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/bot-bottle/smolvm}"
+# smolvm boots the VM as an unprivileged per-VM uid, which must be able to read
+# libkrun: root's home is not readable by it, so root installs under /var/cache.
+if [ "$(id -u)" = 0 ]; then default_cache=/var/cache/bot-bottle/smolvm
+else default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/bot-bottle/smolvm"; fi
+cache="${BOT_BOTTLE_SMOLVM_HOME:-$default_cache}"
 python="${PYTHON:-python3}"
 dest="$cache/$version"
 smol="$dest/smol"
@@ -60,6 +65,7 @@ PY
     rm -rf "$dest"
     mkdir -p "$dest"
     mv "$tmp/unpacked/smol" "$smol"
+    chmod -R a+rX "$dest"
     : >"$dest/.complete"
 fi
 

@@ -248,8 +248,11 @@ pub fn locate_engine() -> PathBuf {
 
 /// The directory `scripts/install-smolvm.sh` installs the pinned engine into.
 pub fn install_cache_dir() -> PathBuf {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
     let base = std::env::var_os("BOT_BOTTLE_SMOLVM_HOME")
         .map(PathBuf::from)
+        .or_else(|| root.then(|| PathBuf::from("/var/cache/bot-bottle/smolvm")))
         .or_else(|| {
             std::env::var_os("XDG_CACHE_HOME")
                 .filter(|v| !v.is_empty())
