@@ -181,7 +181,8 @@ def oha(url, proxy=None, conns=None, n=None, keepalive=True):
             "errors": j.get("errorDistribution", {})}
 
 
-open("abs.lua", "w").write(f'wrk.path = "http://127.0.0.1:{ORIGIN_HTTP}/"\n')
+open("abs.lua", "w").write(f'wrk.path = "http://127.0.0.1:{ORIGIN_HTTP}/"\n'
+                           f'wrk.headers["Host"] = "127.0.0.1:{ORIGIN_HTTP}"\n')
 
 
 def wrk(url, script=False):

@@ -6,6 +6,7 @@
 #
 #   bench/egress/run.sh                      # defaults: 10 s per run, 64 conns, 3 runs
 #   DURATION=5 RUNS=3 CONNS=64 bench/egress/run.sh
+#   EGRESS_BIN=path/to/bot-bottle-egress bench/egress/run.sh   # skip the build
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,7 +29,11 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v oha >/dev/null || cargo install oha --locked
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --release -p bot-bottle-egress)
+# EGRESS_BIN: use an already built binary (e.g. the static one) instead of building.
+if [ -z "${EGRESS_BIN:-}" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+  (cd "$root" && cargo build --release -p bot-bottle-egress)
+  EGRESS_BIN="$CARGO_TARGET_DIR/release/bot-bottle-egress"
+fi
 ulimit -n 8192 2>/dev/null || true
-exec python3 "$here/bench.py" --egress "$CARGO_TARGET_DIR/release/bot-bottle-egress" "$@"
+exec python3 "$here/bench.py" --egress "$EGRESS_BIN" "$@"
