@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Logs { id, egress, follow } => logs(&ctx, &id, egress, follow).map(|_| 0),
         Command::Cleanup { yes } => cleanup(&ctx, yes).map(|_| 0),
         Command::Doctor { backend } => doctor(&ctx, backend.as_deref()),
-        Command::Plugin(PluginCommand::List { json }) => plugin_list(&ctx, json).map(|_| 0),
+        Command::Plugin(command) => plugin(&ctx, command),
     }
 }
 
@@ -653,36 +653,32 @@ fn doctor(ctx: &Context, only: Option<&str>) -> Result<i32> {
     Ok(if ready { 0 } else { 1 })
 }
 
-fn plugin_list(ctx: &Context, json: bool) -> Result<()> {
-    let registry = ctx.registry();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&registry.candidates)?);
-        return Ok(());
-    }
-    for c in &registry.candidates {
-        let what: Vec<String> = c
-            .backends
-            .iter()
-            .map(|b| format!("backend {b}"))
-            .chain(c.providers.iter().map(|p| format!("provider {p}")))
-            .collect();
-        println!(
-            "{:<10} {:<14} {:<8} sdk {:<8} {}  {}",
-            c.status,
-            c.name.as_deref().unwrap_or("-"),
-            c.version.as_deref().unwrap_or("-"),
-            c.sdk_version.as_deref().unwrap_or("?"),
-            what.join(", "),
-            c.path.display()
-        );
-        if let Some(r) = &c.reason {
-            println!("           {r}");
+fn plugin(ctx: &Context, command: PluginCommand) -> Result<i32> {
+    let out = &mut std::io::stdout().lock();
+    match command {
+        PluginCommand::List { json } => {
+            crate::install::list_command(&ctx.home, json, ctx.verbose, out)
         }
-        if ctx.verbose {
-            if let Some(d) = &c.detail {
-                println!("{d}");
-            }
+        PluginCommand::Install { path, force } => {
+            crate::install::install_command(&ctx.home, &ctx.cwd.join(path), force, out)
         }
+        PluginCommand::Inspect { name, json } => {
+            crate::install::inspect_command(&ctx.home, &name, json, out)
+        }
+        PluginCommand::Remove { name } => crate::install::remove_command(&ctx.home, &name, out),
+        PluginCommand::New {
+            name,
+            dir,
+            sdk_path,
+            kind,
+        } => crate::scaffold::new_command(
+            &name,
+            dir.as_deref(),
+            sdk_path.as_deref(),
+            kind,
+            &ctx.cwd,
+            out,
+        ),
+        PluginCommand::Probe { path } => Ok(crate::install::probe_child(&path)),
     }
-    Ok(())
 }

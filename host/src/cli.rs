@@ -114,4 +114,46 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Install a plugin library into the user plugin directory.
+    Install {
+        /// The library (`.so`) to install.
+        path: PathBuf,
+        /// Replace an installed plugin of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show what is known about a plugin, without loading installed ones.
+    Inspect {
+        /// Plugin name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an installed plugin.
+    Remove {
+        /// Plugin name.
+        name: String,
+    },
+    /// Create a new plugin crate that builds as generated.
+    New {
+        /// Plugin name: ^[a-z][a-z0-9-]{0,31}$.
+        name: String,
+        /// Directory for the crate (default: ./NAME); must be empty or absent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Depend on the SDK at this path (default: this bot-bottle's source
+        /// tree when it was built from one, else the published crate).
+        #[arg(long, value_name = "PATH")]
+        sdk_path: Option<PathBuf>,
+        /// What the plugin provides.
+        #[arg(long, value_enum, default_value_t)]
+        kind: crate::scaffold::PluginKind,
+    },
+    /// Internal: load a library in this (child) process and print its manifest.
+    #[command(name = "__probe", hide = true)]
+    Probe {
+        /// The library.
+        path: PathBuf,
+    },
 }

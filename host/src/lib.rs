@@ -3,9 +3,11 @@
 
 pub mod app;
 pub mod cli;
+pub mod install;
 pub mod plan;
 pub mod plugins;
 pub mod provider;
 pub mod resolve;
+pub mod scaffold;
 pub mod signals;
 pub mod state;

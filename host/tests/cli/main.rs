@@ -3,5 +3,6 @@
 
 mod common;
 mod dry_run;
+mod install;
 mod plugin_abi;
 mod plugins;
