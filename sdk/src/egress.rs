@@ -178,8 +178,8 @@ pub struct EgressPlan {
 }
 
 /// The file the `bot-bottle-egress` proxy reads: routes and settings, never a
-/// secret value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// secret value. The default denies everything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressPolicy {
     /// Format version; this SDK writes 1.
     #[serde(default = "policy_version")]
@@ -197,6 +197,12 @@ pub struct EgressPolicy {
     /// produced from a manifest; the proxy logs a warning when it is set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolve_overrides: BTreeMap<String, String>,
+}
+
+impl Default for EgressPolicy {
+    fn default() -> Self {
+        EgressPolicy::from_plan(&EgressPlan::default(), 0)
+    }
 }
 
 impl EgressPolicy {
@@ -235,4 +241,19 @@ fn is_false(b: &bool) -> bool {
 /// The name of the `N`th egress slot.
 pub fn token_slot_name(n: usize) -> String {
     format!("EGRESS_TOKEN_{n}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_a_current_version_that_denies_everything() {
+        let p = EgressPolicy::default();
+        assert_eq!(p.version, 1);
+        assert!(p.routes.is_empty());
+        let text = serde_json::to_string(&p).unwrap();
+        let back: EgressPolicy = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, p);
+    }
 }

@@ -57,9 +57,7 @@ impl Env {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
         std::fs::create_dir_all(dir.join("ws")).unwrap();
-        let egress = dir.join("fake-egress");
-        std::fs::write(&egress, FAKE_EGRESS).unwrap();
-        chmod_x(&egress);
+        let egress = real_egress();
         let cfg = Config {
             engine: Engine {
                 binary: bin,
@@ -143,28 +141,25 @@ impl Drop for Env {
     }
 }
 
-fn chmod_x(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// The real `bot-bottle-egress`, built from the workspace if it is not
+/// there yet (the test binary lives in `<target>/debug/deps/`).
+fn real_egress() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let debug = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            let bin = debug.join("bot-bottle-egress");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "bot-bottle-egress"])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+                .status()
+                .expect("running cargo");
+            assert!(status.success() && bin.is_file(), "building bot-bottle-egress failed");
+            bin
+        })
+        .clone()
 }
-
-/// A stand-in for `bot-bottle-egress run` with the same CLI: writes a CA
-/// certificate, a ready file and a log, and answers on its port.
-const FAKE_EGRESS: &str = r#"#!/usr/bin/env python3
-import os, socket, sys
-a = sys.argv[1:]
-assert a[0] == "run", a
-opts = dict(zip(a[1::2], a[2::2]))
-host, port = opts["--listen"].rsplit(":", 1)
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((host, int(port))); s.listen(16)
-open(opts["--ca-cert-out"], "w").write("-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n")
-open(opts["--log-file"], "a").write('{"event":"start","slots":%d}\n' % len([k for k in os.environ if k.startswith("EGRESS_TOKEN_")]))
-open(opts["--ready-file"], "w").write(opts["--listen"])
-while True:
-    c, _ = s.accept()
-    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"); c.close()
-"#;
 
 fn read_proc(pid: u32, what: &str) -> Vec<u8> {
     std::fs::read(format!("/proc/{pid}/{what}")).unwrap_or_default()
