@@ -89,6 +89,20 @@ pub async fn attach(docker: &Docker, id: &str, tty: bool) -> Result<i32> {
         }
     })?;
     let container_tty = info.config.as_ref().and_then(|c| c.tty).unwrap_or(false);
+    let running = info.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+    if !running {
+        // Attaching to a stopped container would wait for it to start again;
+        // replay its output instead.
+        let mut out = StdWriter;
+        lifecycle::logs(
+            docker,
+            id,
+            &bot_bottle_sdk::LogsRequest::default(),
+            &mut out,
+        )
+        .await?;
+        return lifecycle::exit_code(docker, id).await;
+    }
     let interactive = tty && container_tty;
     let results = docker
         .attach_container(
@@ -142,11 +156,29 @@ pub async fn attach(docker: &Docker, id: &str, tty: bool) -> Result<i32> {
 
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
-    while let Some(item) = output.next().await {
-        let item = match item {
-            Ok(i) => i,
-            Err(_) => break,
+    // The engine ends the stream when the agent exits; waiting alongside
+    // covers an agent that exited just before the attach took hold.
+    let exited = lifecycle::wait(docker, id);
+    tokio::pin!(exited);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, output.next())
+                    .await
+                    .ok()
+                    .flatten(),
+                None => output.next().await,
+            }
         };
+        let item = tokio::select! {
+            item = next => item,
+            _ = &mut exited, if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + std::time::Duration::from_millis(500));
+                continue;
+            }
+        };
+        let Some(Ok(item)) = item else { break };
         let res = match item {
             LogOutput::StdErr { message } => {
                 stderr.write_all(&message).and_then(|_| stderr.flush())
@@ -164,12 +196,24 @@ pub async fn attach(docker: &Docker, id: &str, tty: bool) -> Result<i32> {
     for t in tasks {
         t.abort();
     }
-    lifecycle::wait(docker, id).await.or_else(|e| match e {
-        DockerError::NotFound(_) => Err(DockerError::Cancelled(format!(
-            "bottle `{id}` was removed while attached"
-        ))),
-        other => Err(other),
+    lifecycle::wait(docker, id).await.map_err(|e| match e {
+        DockerError::NotFound(_) => {
+            DockerError::Cancelled(format!("bottle `{id}` was removed while attached"))
+        }
+        other => other,
     })
+}
+
+/// The process's stdout as a `Write` for [`lifecycle::logs`].
+struct StdWriter;
+
+impl Write for StdWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
 }
 
 fn stdin_pump(tx: tokio::sync::mpsc::Sender<Vec<u8>>, stop: Arc<AtomicBool>) {

@@ -152,7 +152,9 @@ mod tests {
         );
         assert!(seen.contains(&("home/node/.claude/settings.json".into(), 0o600)));
         assert!(seen.contains(&("etc/x.conf".into(), 0o644)));
-        assert!(!seen.iter().any(|(p, _)| p.trim_end_matches('/') == "home/node" || p.trim_end_matches('/') == "etc"));
+        assert!(!seen.iter().any(
+            |(p, _)| p.trim_end_matches('/') == "home/node" || p.trim_end_matches('/') == "etc"
+        ));
     }
 
     #[test]

@@ -278,11 +278,10 @@ impl Progress {
 
     fn draw(&self, line: &str) {
         const WIDTH: usize = 30;
-        let filled = if self.total == 0 {
-            0
-        } else {
-            WIDTH * self.done.saturating_sub(1) / self.total
-        };
+        let filled = (WIDTH * self.done.saturating_sub(1))
+            .checked_div(self.total)
+            .unwrap_or(0)
+            .min(WIDTH);
         let step: String = line.chars().take(50).collect();
         let mut err = std::io::stderr().lock();
         let _ = write!(

@@ -195,8 +195,12 @@ pub async fn launch(
         let sidecar_user = sidecar_user(&edir)?;
         Ok::<_, DockerError>((egress_net, edir, sidecar_user))
     };
+    // `join!`, not `try_join!`: a failure must not cancel a create request
+    // already sent to the engine, or the resource would appear after the
+    // cleanup looked for it.
+    let (egress_image, agent_image, setup) = futures_util::join!(egress_image, agent_image, setup);
     let (egress_image, (agent_image, image_user), (egress_net, edir, sidecar_user)) =
-        futures_util::try_join!(egress_image, agent_image, setup)?;
+        (egress_image?, agent_image?, setup?);
     let agent_user = effective_user(req, settings, &image_user);
     check_user(&agent_user, settings)?;
 
@@ -314,7 +318,9 @@ pub async fn launch(
             .map_err(|e| e.in_step("create agent container"))
     };
     let ready = wait_ready(docker, &names.egress, &edir);
-    futures_util::try_join!(create_agent, ready)?;
+    let (created, ready) = futures_util::join!(create_agent, ready);
+    created?;
+    ready?;
 
     // Files: the CA (root-owned), and the provider's files (agent-owned).
     let ca = std::fs::read(edir.join("ca.crt"))
@@ -578,7 +584,7 @@ async fn wait_ready(docker: &Docker, container: &str, edir: &Path) -> Result<()>
         }
         checks += 1;
         // The engine is asked only every ~100 ms; the file check is cheap.
-        if checks % 20 == 0 || start.elapsed() > READY_TIMEOUT {
+        if checks.is_multiple_of(20) || start.elapsed() > READY_TIMEOUT {
             let info = docker
                 .inspect_container(container, None)
                 .await

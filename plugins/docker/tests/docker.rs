@@ -15,8 +15,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig};
-use bollard::query_parameters::{CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+};
 use bollard::Docker;
 use bot_bottle_docker::DockerBackend;
 use bot_bottle_sdk::prelude::*;
@@ -44,14 +48,23 @@ struct Env {
 /// Removes the fixture containers and networks (label `bbtest`) of this
 /// process, or of earlier runs whose process is gone.
 fn cleanup_fixtures(only_dead: bool) {
-    let Ok(rt) = tokio::runtime::Runtime::new() else { return };
+    let Ok(rt) = tokio::runtime::Runtime::new() else {
+        return;
+    };
     rt.block_on(async {
-        let Ok(docker) = Docker::connect_with_local_defaults() else { return };
-        let Ok(docker) = docker.negotiate_version().await else { return };
+        let Ok(docker) = Docker::connect_with_local_defaults() else {
+            return;
+        };
+        let Ok(docker) = docker.negotiate_version().await else {
+            return;
+        };
         let filters = HashMap::from([("label".to_string(), vec!["bbtest".to_string()])]);
         let mine = std::process::id().to_string();
         let wanted = |labels: Option<&HashMap<String, String>>| {
-            let pid = labels.and_then(|l| l.get("bbtest")).cloned().unwrap_or_default();
+            let pid = labels
+                .and_then(|l| l.get("bbtest"))
+                .cloned()
+                .unwrap_or_default();
             if only_dead {
                 pid != mine && !Path::new(&format!("/proc/{pid}")).exists()
             } else {
@@ -94,7 +107,10 @@ extern "C" fn cleanup_at_exit() {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn target_dir() -> PathBuf {
@@ -114,7 +130,9 @@ fn static_bin(args: &[&str], name: &str) -> PathBuf {
         .status()
         .expect("running cargo");
     assert!(status.success(), "building static {name} failed");
-    target_dir().join("x86_64-unknown-linux-gnu/release").join(name)
+    target_dir()
+        .join("x86_64-unknown-linux-gnu/release")
+        .join(name)
 }
 
 /// `Some(reason)` when the engine is not usable: tests skip (or fail in CI).
@@ -270,7 +288,10 @@ const TOKEN: &str = "sk-real-4f9c2a7e1b3d5f60c8e2a4b6d8f01234";
 const PLACEHOLDER: &str = "placeholder-token";
 
 fn sha(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 async fn container_logs(docker: &Docker, name: &str) -> String {
@@ -324,7 +345,10 @@ fn request(env: &Env, id: &str, command: &[&str]) -> LaunchRequest {
             agent: "probe".into(),
             label: "probe".into(),
             bottles: vec!["test".into()],
-            created_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            created_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
         },
         image: ImageSpec::Dockerfile {
             dockerfile: "FROM scratch\nCOPY agent /agent\n".into(),
@@ -337,8 +361,14 @@ fn request(env: &Env, id: &str, command: &[&str]) -> LaunchRequest {
         mounts: vec![],
         env: BTreeMap::from([
             ("DEMO_API_TOKEN".into(), PLACEHOLDER.into()),
-            ("DEMO_URL".into(), format!("https://{API_HOST}:8443/v1/whoami")),
-            ("DEMO_BLOCKED_URL".into(), format!("https://{OTHER_HOST}:8443/v1/whoami")),
+            (
+                "DEMO_URL".into(),
+                format!("https://{API_HOST}:8443/v1/whoami"),
+            ),
+            (
+                "DEMO_BLOCKED_URL".into(),
+                format!("https://{OTHER_HOST}:8443/v1/whoami"),
+            ),
         ]),
         files: vec![ProvisionedFile::new(
             "/home/agent/.config/demo/auth.json",
@@ -396,7 +426,8 @@ fn probe(env: &Env, id: &str, args: &[&str]) -> Value {
 /// Our labelled resources for `id` still in the engine.
 fn leftovers(env: &Env, id: &str) -> Vec<String> {
     env.rt.block_on(async {
-        let filters = HashMap::from([("label".to_string(), vec![format!("bot-bottle.bottle={id}")])]);
+        let filters =
+            HashMap::from([("label".to_string(), vec![format!("bot-bottle.bottle={id}")])]);
         let mut out = Vec::new();
         for c in env
             .docker
@@ -447,43 +478,92 @@ macro_rules! need_env {
 fn bottle_injects_the_real_token_and_refuses_everything_else() {
     let env = need_env!();
     let id = unique_id("iso");
-    let summary = env.backend.launch(request(env, &id, &["/agent", "sleep", "600"])).unwrap();
+    let summary = env
+        .backend
+        .launch(request(env, &id, &["/agent", "sleep", "600"]))
+        .unwrap();
     assert_eq!(summary.state, BottleState::Running, "{summary:?}");
 
     // Allowed route over HTTPS: intercepted, token injected.
     let auth = format!("Authorization: Bearer {PLACEHOLDER}");
-    let r = probe(env, &id, &["get", &format!("https://{API_HOST}:8443/v1/whoami"), "-H", &auth]);
+    let r = probe(
+        env,
+        &id,
+        &[
+            "get",
+            &format!("https://{API_HOST}:8443/v1/whoami"),
+            "-H",
+            &auth,
+        ],
+    );
     assert_eq!(r["status"], 200, "{r}");
-    assert_eq!(r["json"]["authorization_sha256"], sha(TOKEN), "upstream did not see the real token: {r}");
+    assert_eq!(
+        r["json"]["authorization_sha256"],
+        sha(TOKEN),
+        "upstream did not see the real token: {r}"
+    );
     assert_eq!(r["json"]["token_valid"], true, "{r}");
     assert!(!r.to_string().contains(TOKEN));
 
     // Allowed route over plain HTTP.
-    let r = probe(env, &id, &["get", &format!("http://{API_HOST}:8080/v1/whoami"), "-H", &auth]);
+    let r = probe(
+        env,
+        &id,
+        &[
+            "get",
+            &format!("http://{API_HOST}:8080/v1/whoami"),
+            "-H",
+            &auth,
+        ],
+    );
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(r["json"]["token_valid"], true, "{r}");
 
     // A host with no route: refused by the proxy, with its reason.
-    let r = probe(env, &id, &["get", &format!("https://{OTHER_HOST}:8443/"), "-H", &auth]);
+    let r = probe(
+        env,
+        &id,
+        &["get", &format!("https://{OTHER_HOST}:8443/"), "-H", &auth],
+    );
     assert_ne!(r["status"], 200, "{r}");
     assert_ne!(r["status"], 0, "expected the proxy's refusal, got {r}");
     let r = probe(env, &id, &["get", &format!("http://{OTHER_HOST}:8080/")]);
-    assert!(r["status"] == 403 || r["status"] == 407 || r["status"] == 502, "{r}");
+    assert!(
+        r["status"] == 403 || r["status"] == 407 || r["status"] == 502,
+        "{r}"
+    );
 
     // No direct path to the upstream container.
     for port in ["8443", "8080"] {
-        let r = probe(env, &id, &["connect", &format!("{}:{port}", env.upstream_ip)]);
+        let r = probe(
+            env,
+            &id,
+            &["connect", &format!("{}:{port}", env.upstream_ip)],
+        );
         assert_eq!(r["connected"], false, "{r}");
     }
     // Without the proxy, nothing.
-    let r = probe(env, &id, &["get", &format!("http://{}:8080/", env.upstream_ip), "--no-proxy"]);
+    let r = probe(
+        env,
+        &id,
+        &[
+            "get",
+            &format!("http://{}:8080/", env.upstream_ip),
+            "--no-proxy",
+        ],
+    );
     assert_eq!(r["status"], 0, "{r}");
 
     // DNS is no way out: the stub and Docker's embedded resolver both refuse.
     for args in [
         vec!["resolve", "exfil-test.example.com"],
         vec!["resolve", API_HOST],
-        vec!["resolve", "exfil-test.example.com", "--server", "127.0.0.11:53"],
+        vec![
+            "resolve",
+            "exfil-test.example.com",
+            "--server",
+            "127.0.0.11:53",
+        ],
         vec!["resolve", API_HOST, "--server", "127.0.0.11:53"],
     ] {
         let r = probe(env, &id, &args);
@@ -494,7 +574,10 @@ fn bottle_injects_the_real_token_and_refuses_everything_else() {
     let r = probe(env, &id, &["env"]);
     let agent_env = r["env"].as_object().unwrap();
     assert!(!r.to_string().contains(TOKEN));
-    assert!(agent_env["HTTPS_PROXY"].as_str().unwrap().contains(":3128"), "{r}");
+    assert!(
+        agent_env["HTTPS_PROXY"].as_str().unwrap().contains(":3128"),
+        "{r}"
+    );
     assert_eq!(agent_env["SSL_CERT_FILE"], "/etc/bot-bottle/ca-bundle.pem");
     let fragment = &TOKEN[8..];
     let r = probe(env, &id, &["scan", fragment]);
@@ -502,25 +585,51 @@ fn bottle_injects_the_real_token_and_refuses_everything_else() {
     assert!(r["processes_scanned"].as_u64().unwrap() >= 1, "{r}");
     let inspect = env
         .rt
-        .block_on(env.docker.inspect_container(&format!("bb-{id}-agent"), None))
+        .block_on(
+            env.docker
+                .inspect_container(&format!("bb-{id}-agent"), None),
+        )
         .unwrap();
     let text = serde_json::to_string(&inspect).unwrap();
-    assert!(!text.contains(TOKEN) && !text.contains(fragment), "token in docker inspect of the agent");
+    assert!(
+        !text.contains(TOKEN) && !text.contains(fragment),
+        "token in docker inspect of the agent"
+    );
 
     // Hardening.
     let hc = inspect.host_config.unwrap();
     assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
-    assert!(hc.security_opt.unwrap().iter().any(|s| s.starts_with("no-new-privileges")));
+    assert!(hc
+        .security_opt
+        .unwrap()
+        .iter()
+        .any(|s| s.starts_with("no-new-privileges")));
     assert!(hc.pids_limit.unwrap_or(0) > 0 && hc.memory.unwrap_or(0) > 0);
     assert_eq!(inspect.config.unwrap().user.as_deref(), Some("1000:1000"));
     let nets = inspect.network_settings.unwrap().networks.unwrap();
-    assert_eq!(nets.keys().collect::<Vec<_>>(), vec![&format!("bb-{id}-int")]);
+    assert_eq!(
+        nets.keys().collect::<Vec<_>>(),
+        vec![&format!("bb-{id}-int")]
+    );
 
     // Provisioned file: placed, owned by the agent user (readable at 0600).
     let r = probe(env, &id, &["cat", "/home/agent/.config/demo/auth.json"]);
-    assert!(r["contents"].as_str().unwrap_or("").contains(PLACEHOLDER), "{r}");
-    let r = probe(env, &id, &["cat", "/usr/local/share/ca-certificates/bot-bottle-ca.crt"]);
-    assert!(r["contents"].as_str().unwrap_or("").contains("BEGIN CERTIFICATE"), "{r}");
+    assert!(
+        r["contents"].as_str().unwrap_or("").contains(PLACEHOLDER),
+        "{r}"
+    );
+    let r = probe(
+        env,
+        &id,
+        &["cat", "/usr/local/share/ca-certificates/bot-bottle-ca.crt"],
+    );
+    assert!(
+        r["contents"]
+            .as_str()
+            .unwrap_or("")
+            .contains("BEGIN CERTIFICATE"),
+        "{r}"
+    );
 
     // The egress log is on the host and names the decisions, not the token.
     let log = std::fs::read_to_string(summary.egress_log.clone().unwrap()).unwrap();
@@ -528,7 +637,14 @@ fn bottle_injects_the_real_token_and_refuses_everything_else() {
     assert!(!log.contains(TOKEN));
     let mut out = Vec::new();
     env.backend
-        .logs(&id, &LogsRequest { egress: true, follow: false }, &mut out)
+        .logs(
+            &id,
+            &LogsRequest {
+                egress: true,
+                follow: false,
+            },
+            &mut out,
+        )
         .unwrap();
     assert!(String::from_utf8_lossy(&out).contains(OTHER_HOST));
 
@@ -541,10 +657,14 @@ fn bottle_injects_the_real_token_and_refuses_everything_else() {
 fn headless_demo_streams_output_and_returns_the_exit_code() {
     let env = need_env!();
     let id = unique_id("demo");
-    env.backend.launch(request(env, &id, &["/agent", "demo"])).unwrap();
+    env.backend
+        .launch(request(env, &id, &["/agent", "demo"]))
+        .unwrap();
     let code = env.backend.wait(&id).unwrap();
     let mut out = Vec::new();
-    env.backend.logs(&id, &LogsRequest::default(), &mut out).unwrap();
+    env.backend
+        .logs(&id, &LogsRequest::default(), &mut out)
+        .unwrap();
     let out = String::from_utf8_lossy(&out);
     assert_eq!(code, 0, "demo failed: {out}");
     assert!(out.contains("\"ok\":true"), "{out}");
@@ -559,7 +679,9 @@ fn headless_demo_streams_output_and_returns_the_exit_code() {
 
     // A failing agent's exit code comes back too.
     let id = unique_id("fail");
-    env.backend.launch(request(env, &id, &["/agent", "no-such-subcommand"])).unwrap();
+    env.backend
+        .launch(request(env, &id, &["/agent", "no-such-subcommand"]))
+        .unwrap();
     assert_eq!(env.backend.attach(&id, false).unwrap(), 2);
     env.backend.remove(&id).unwrap();
 }
@@ -590,7 +712,10 @@ fn a_failed_launch_leaves_nothing_behind_and_names_the_step() {
     let mut req = request(env, &id, &["/agent", "sleep", "5"]);
     req.env.insert("OOPS".into(), TOKEN.into());
     let err = env.backend.launch(req).unwrap_err();
-    assert!(err.message.contains("OOPS") && !err.message.contains(TOKEN), "{err:?}");
+    assert!(
+        err.message.contains("OOPS") && !err.message.contains(TOKEN),
+        "{err:?}"
+    );
     assert!(leftovers(env, &id).is_empty());
 }
 
@@ -598,7 +723,9 @@ fn a_failed_launch_leaves_nothing_behind_and_names_the_step() {
 fn gc_reaps_orphans_and_spares_live_bottles_and_foreign_resources() {
     let env = need_env!();
     let live = unique_id("live");
-    env.backend.launch(request(env, &live, &["/agent", "sleep", "600"])).unwrap();
+    env.backend
+        .launch(request(env, &live, &["/agent", "sleep", "600"]))
+        .unwrap();
 
     // A half-created bottle whose CLI is dead: a network and a created
     // container with our labels and a dead owner.
@@ -661,7 +788,10 @@ fn gc_reaps_orphans_and_spares_live_bottles_and_foreign_resources() {
                 ContainerCreateBody {
                     image: Some(image),
                     cmd: Some(vec!["/agent".into(), "sleep".into(), "600".into()]),
-                    labels: Some(HashMap::from([("bbtest".into(), std::process::id().to_string())])),
+                    labels: Some(HashMap::from([(
+                        "bbtest".into(),
+                        std::process::id().to_string(),
+                    )])),
                     host_config: Some(HostConfig {
                         network_mode: Some("none".into()),
                         ..Default::default()
@@ -673,22 +803,34 @@ fn gc_reaps_orphans_and_spares_live_bottles_and_foreign_resources() {
             .unwrap();
     });
     let listed = env.backend.list().unwrap();
-    let o = listed.iter().find(|b| b.id == orphan).expect("orphan listed");
+    let o = listed
+        .iter()
+        .find(|b| b.id == orphan)
+        .expect("orphan listed");
     assert_eq!(o.state, BottleState::Broken);
 
     let dry = env.backend.gc(&GcRequest { dry_run: true }).unwrap();
     assert!(dry.removed.iter().any(|r| r.contains(&orphan)), "{dry:?}");
-    assert!(!leftovers(env, &orphan).is_empty(), "dry run removed something");
+    assert!(
+        !leftovers(env, &orphan).is_empty(),
+        "dry run removed something"
+    );
 
     let report = env.backend.gc(&GcRequest::default()).unwrap();
-    assert!(report.removed.iter().any(|r| r.contains(&orphan)), "{report:?}");
+    assert!(
+        report.removed.iter().any(|r| r.contains(&orphan)),
+        "{report:?}"
+    );
     assert!(report.kept.iter().any(|k| k.contains(&live)), "{report:?}");
     assert!(!report.removed.iter().any(|r| r.contains(&live)));
     assert!(leftovers(env, &orphan).is_empty());
     // The live bottle still works; the foreign container is untouched.
     let r = probe(env, &live, &["get", &format!("https://{API_HOST}:8443/")]);
     assert_eq!(r["status"], 200, "{r}");
-    let foreign_still_there = env.rt.block_on(env.docker.inspect_container(&foreign, None)).is_ok();
+    let foreign_still_there = env
+        .rt
+        .block_on(env.docker.inspect_container(&foreign, None))
+        .is_ok();
     env.rt
         .block_on(env.docker.remove_container(
             &foreign,
@@ -721,10 +863,22 @@ fn five_concurrent_bottles_all_work_and_are_listed() {
     });
     let listed = env.backend.list().unwrap();
     for id in &ids {
-        let b = listed.iter().find(|b| &b.id == id).unwrap_or_else(|| panic!("{id} not listed"));
+        let b = listed
+            .iter()
+            .find(|b| &b.id == id)
+            .unwrap_or_else(|| panic!("{id} not listed"));
         assert_eq!(b.state, BottleState::Running);
         assert_eq!(b.backend, "docker");
-        let r = probe(env, id, &["get", &format!("https://{API_HOST}:8443/"), "-H", "Authorization: Bearer x"]);
+        let r = probe(
+            env,
+            id,
+            &[
+                "get",
+                &format!("https://{API_HOST}:8443/"),
+                "-H",
+                "Authorization: Bearer x",
+            ],
+        );
         assert_eq!(r["json"]["token_valid"], true, "{id}: {r}");
     }
     std::thread::scope(|s| {
@@ -744,10 +898,17 @@ fn doctor_reports_the_engine_and_runtime() {
     let env = need_env!();
     let report = env.backend.doctor().unwrap();
     assert!(report.ready(), "{report:?}");
-    let engine = report.checks.iter().find(|c| c.name == "docker engine").unwrap();
+    let engine = report
+        .checks
+        .iter()
+        .find(|c| c.name == "docker engine")
+        .unwrap();
     assert!(engine.detail.contains("API"), "{engine:?}");
     assert!(report.checks.iter().any(|c| c.name == "runtime"));
-    assert!(report.checks.iter().any(|c| c.name == "egress network" && c.detail.contains(&env.network)));
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.name == "egress network" && c.detail.contains(&env.network)));
     assert!(!env.upstream.is_empty());
 }
 

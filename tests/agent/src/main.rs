@@ -40,7 +40,9 @@ fn usage(msg: &str) -> (i32, Value) {
 
 fn run(args: &[String]) -> (i32, Value) {
     let Some(cmd) = args.first() else {
-        return usage("usage: bot-bottle-test-agent demo|get|connect|resolve|env|cat|scan|sleep ...");
+        return usage(
+            "usage: bot-bottle-test-agent demo|get|connect|resolve|env|cat|scan|sleep ...",
+        );
     };
     let rest = &args[1..];
     match cmd.as_str() {
@@ -81,8 +83,9 @@ fn run(args: &[String]) -> (i32, Value) {
             (0, resolve(name, server))
         }
         "env" => {
-            let env: serde_json::Map<String, Value> =
-                std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+            let env: serde_json::Map<String, Value> = std::env::vars()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
             (0, json!({ "env": env }))
         }
         "cat" => match rest.first() {
@@ -111,7 +114,8 @@ fn run(args: &[String]) -> (i32, Value) {
 /// The README demo: an allowed route with a placeholder credential, then a
 /// host with no route.
 fn demo() -> (i32, Value) {
-    let allowed = std::env::var("DEMO_URL").unwrap_or_else(|_| "https://api.demo.test/v1/whoami".into());
+    let allowed =
+        std::env::var("DEMO_URL").unwrap_or_else(|_| "https://api.demo.test/v1/whoami".into());
     let blocked =
         std::env::var("DEMO_BLOCKED_URL").unwrap_or_else(|_| "https://blocked.demo.test/".into());
     let placeholder =
@@ -129,7 +133,11 @@ fn demo() -> (i32, Value) {
     eprintln!(
         "demo agent: GET {blocked} -> {} {}",
         b["status"],
-        b["body"].as_str().or(b["error"].as_str()).unwrap_or_default().trim()
+        b["body"]
+            .as_str()
+            .or(b["error"].as_str())
+            .unwrap_or_default()
+            .trim()
     );
     (
         if ok { 0 } else { 1 },
@@ -145,7 +153,9 @@ fn connect(target: &str) -> Value {
     let mut last = String::from("no address");
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
-            Ok(_) => return json!({ "target": target, "connected": true, "addr": addr.to_string() }),
+            Ok(_) => {
+                return json!({ "target": target, "connected": true, "addr": addr.to_string() })
+            }
             Err(e) => last = e.to_string(),
         }
     }
@@ -156,17 +166,22 @@ fn connect(target: &str) -> Value {
 /// involved: to `--server` or the first `nameserver` of /etc/resolv.conf.
 fn resolve(name: &str, server: Option<String>) -> Value {
     let server = server.or_else(|| {
-        std::fs::read_to_string("/etc/resolv.conf").ok().and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("nameserver").map(|s| format!("{}:53", s.trim())))
-        })
+        std::fs::read_to_string("/etc/resolv.conf")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("nameserver")
+                        .map(|s| format!("{}:53", s.trim()))
+                })
+            })
     });
     let Some(server) = server else {
         return json!({ "name": name, "resolved": false, "error": "no nameserver" });
     };
     let result = (|| -> Result<(u8, Vec<String>), String> {
         let sock = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         for label in name.trim_end_matches('.').split('.') {
             q.push(label.len() as u8);
@@ -193,12 +208,22 @@ fn resolve(name: &str, server: Option<String>) -> Value {
             if pos + 12 > n {
                 break;
             }
-            pos += if resp[pos] & 0xc0 == 0xc0 { 2 } else { return Ok((rcode, addrs)) };
+            pos += if resp[pos] & 0xc0 == 0xc0 {
+                2
+            } else {
+                return Ok((rcode, addrs));
+            };
             let typ = u16::from_be_bytes([resp[pos], resp[pos + 1]]);
             let len = u16::from_be_bytes([resp[pos + 8], resp[pos + 9]]) as usize;
             pos += 10;
             if typ == 1 && len == 4 && pos + 4 <= n {
-                addrs.push(format!("{}.{}.{}.{}", resp[pos], resp[pos + 1], resp[pos + 2], resp[pos + 3]));
+                addrs.push(format!(
+                    "{}.{}.{}.{}",
+                    resp[pos],
+                    resp[pos + 1],
+                    resp[pos + 2],
+                    resp[pos + 3]
+                ));
             }
             pos += len;
         }
@@ -220,12 +245,19 @@ fn scan(needle: &[u8]) -> Value {
         hay.windows(needle.len()).any(|w| w == needle)
     }
     fn walk(dir: &std::path::Path, needle: &[u8], hits: &mut Vec<String>, files: &mut usize) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             if meta.is_dir() {
-                if p == std::path::Path::new("/proc") || p == std::path::Path::new("/sys") || p == std::path::Path::new("/dev") {
+                if p == std::path::Path::new("/proc")
+                    || p == std::path::Path::new("/sys")
+                    || p == std::path::Path::new("/dev")
+                {
                     continue;
                 }
                 walk(&p, needle, hits, files);
@@ -246,7 +278,8 @@ fn scan(needle: &[u8]) -> Value {
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.chars().all(|c| c.is_ascii_digit()) {
+            // Our own command line holds the needle.
+            if !name.chars().all(|c| c.is_ascii_digit()) || name == std::process::id().to_string() {
                 continue;
             }
             procs += 1;
@@ -325,8 +358,11 @@ fn tcp(addr: &str) -> Result<TcpStream, String> {
         .to_socket_addrs()
         .map_err(|e| format!("resolving {addr}: {e}"))?
         .collect();
-    let first = addrs.first().ok_or_else(|| format!("no address for {addr}"))?;
-    let s = TcpStream::connect_timeout(first, TIMEOUT).map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let first = addrs
+        .first()
+        .ok_or_else(|| format!("no address for {addr}"))?;
+    let s = TcpStream::connect_timeout(first, TIMEOUT)
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
     s.set_read_timeout(Some(TIMEOUT)).ok();
     s.set_write_timeout(Some(TIMEOUT)).ok();
     Ok(s)
@@ -375,19 +411,22 @@ fn get(url: &str, headers: &[String], use_proxy: bool) -> Result<(u16, String), 
         None => tcp(&authority)?,
     };
     let config = tls_config()?;
-    let name = rustls::pki_types::ServerName::try_from(u.host.clone()).map_err(|e| e.to_string())?;
+    let name =
+        rustls::pki_types::ServerName::try_from(u.host.clone()).map_err(|e| e.to_string())?;
     let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, &mut s);
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {host_header}\r\n{extra}Connection: close\r\nUser-Agent: bot-bottle-test-agent\r\n\r\n",
         u.path
     );
-    tls.write_all(req.as_bytes()).map_err(|e| format!("TLS: {e}"))?;
+    tls.write_all(req.as_bytes())
+        .map_err(|e| format!("TLS: {e}"))?;
     read_response(&mut tls)
 }
 
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    let path = std::env::var("SSL_CERT_FILE").map_err(|_| "SSL_CERT_FILE is not set".to_string())?;
+    let path =
+        std::env::var("SSL_CERT_FILE").map_err(|_| "SSL_CERT_FILE is not set".to_string())?;
     let pem = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
@@ -436,9 +475,10 @@ fn read_response(s: &mut impl Read) -> Result<(u16, String), String> {
         Err(e) if !body.is_empty() => eprintln!("warning: {e}"),
         Err(e) => return Err(format!("reading body: {e}")),
     }
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
     if chunked {
         body = dechunk(&body);
     }
@@ -447,10 +487,10 @@ fn read_response(s: &mut impl Read) -> Result<(u16, String), String> {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         data = &data[eol + 2..];
         if size == 0 || data.len() < size {
             out.extend_from_slice(&data[..size.min(data.len())]);

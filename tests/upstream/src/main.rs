@@ -82,7 +82,10 @@ fn tls_config(names: &[String], cert_out: Option<&str>) -> Arc<rustls::ServerCon
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(vec![ck.cert.der().clone()], key))
+        .and_then(|b| {
+            b.with_no_client_auth()
+                .with_single_cert(vec![ck.cert.der().clone()], key)
+        })
         .unwrap_or_else(|e| {
             eprintln!("bot-bottle-test-upstream: TLS setup: {e}");
             std::process::exit(1)
@@ -100,10 +103,15 @@ fn listen(addr: String, tls: Option<Arc<rustls::ServerConfig>>) -> std::thread::
             let tls = tls.clone();
             std::thread::spawn(move || {
                 stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
                 match tls {
                     Some(cfg) => {
-                        let Ok(conn) = rustls::ServerConnection::new(cfg) else { return };
+                        let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
                         let mut s = rustls::StreamOwned::new(conn, stream);
                         serve(&mut s, true, &peer);
                         s.conn.send_close_notify();
@@ -151,7 +159,10 @@ fn serve<S: Read + Write>(s: &mut S, tls: bool, peer: &str) {
     let (scheme, digest) = match &auth {
         Some(a) => {
             let (scheme, cred) = a.split_once(' ').unwrap_or(("", a.as_str()));
-            (Some(scheme.to_string()), Some(hex(&Sha256::digest(cred.as_bytes()))))
+            (
+                Some(scheme.to_string()),
+                Some(hex(&Sha256::digest(cred.as_bytes()))),
+            )
         }
         None => (None, None),
     };
@@ -171,7 +182,10 @@ fn serve<S: Read + Write>(s: &mut S, tls: bool, peer: &str) {
         "authorization_sha256": digest,
         "token_valid": token_valid,
     });
-    println!("{}", json!({ "event": "request", "peer": peer, "report": report }));
+    println!(
+        "{}",
+        json!({ "event": "request", "peer": peer, "report": report })
+    );
     let body = report.to_string();
     let resp = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
