@@ -277,7 +277,7 @@ mod engine_boundary {
         assert!(
             wait_until(Duration::from_secs(5), || read_proc(r.proxy_pid, "cmdline")
                 .is_empty()
-                || !contains(&read_proc(r.proxy_pid, "cmdline"), "fake-egress")),
+                || !contains(&read_proc(r.proxy_pid, "cmdline"), "bot-bottle-egress")),
             "proxy stopped"
         );
         assert!(other.list().unwrap().is_empty());
@@ -376,11 +376,11 @@ mod engine_boundary {
         );
         assert!(wait_until(Duration::from_secs(5), || !contains(
             &read_proc(left.record.proxy_pid, "cmdline"),
-            "fake-egress"
+            "bot-bottle-egress"
         )));
         assert!(contains(
             &read_proc(busy.record.proxy_pid, "cmdline"),
-            "fake-egress"
+            "bot-bottle-egress"
         ));
         drop(_lock);
         env.backend.remove("gc-d2").unwrap();
