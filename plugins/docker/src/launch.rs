@@ -33,6 +33,17 @@ const SIDECAR_STATE: &str = "/state";
 /// How long the sidecar may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Prints step timings to stderr when `BOT_BOTTLE_DOCKER_TRACE=1`.
+pub fn trace(start: Instant, what: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var("BOT_BOTTLE_DOCKER_TRACE").as_deref() == Ok("1")) {
+        eprintln!(
+            "[docker {:>6.1} ms] {what}",
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
 /// What a successful launch reports.
 pub struct Launched {
     /// Sidecar address on the internal network.
@@ -159,6 +170,7 @@ pub async fn launch(
     req: &LaunchRequest,
     binary: &Path,
 ) -> Result<Launched> {
+    let t0 = Instant::now();
     let names = Names::new(&req.bottle.id);
     let state = req.state_dir.to_string_lossy().into_owned();
     let labels = |role: &str| naming::bottle_labels(&req.bottle, role, &state);
@@ -168,19 +180,24 @@ pub async fn launch(
     let egress_image = images::ensure_egress_image(docker, binary);
     let agent_image = resolve_agent_image(docker, &req.image);
     let setup = async {
-        // Networks.
-        create_network(docker, &names.internal, true, labels("network-internal"))
-            .await
-            .map_err(|e| e.in_step("create internal network"))?;
-        let egress_net = match &settings.egress_network {
-            Some(shared) => shared.clone(),
-            None => {
-                create_network(docker, &names.egress_net, false, labels("network-egress"))
+        // Networks, created together.
+        let internal = async {
+            create_network(docker, &names.internal, true, labels("network-internal"))
+                .await
+                .map_err(|e| e.in_step("create internal network"))
+        };
+        let egress = async {
+            match &settings.egress_network {
+                Some(shared) => Ok(shared.clone()),
+                None => create_network(docker, &names.egress_net, false, labels("network-egress"))
                     .await
-                    .map_err(|e| e.in_step("create egress network"))?;
-                names.egress_net.clone()
+                    .map(|_| names.egress_net.clone())
+                    .map_err(|e| e.in_step("create egress network")),
             }
         };
+        let (internal, egress) = futures_util::join!(internal, egress);
+        internal?;
+        let egress_net = egress?;
         // The sidecar's state directory, shared with the host for the policy,
         // the CA certificate, the decision log and the ready marker.
         let edir = egress_dir(&req.state_dir);
@@ -201,6 +218,7 @@ pub async fn launch(
     let (egress_image, agent_image, setup) = futures_util::join!(egress_image, agent_image, setup);
     let (egress_image, (agent_image, image_user), (egress_net, edir, sidecar_user)) =
         (egress_image?, agent_image?, setup?);
+    trace(t0, "images + networks");
     let agent_user = effective_user(req, settings, &image_user);
     check_user(&agent_user, settings)?;
 
@@ -287,6 +305,7 @@ pub async fn launch(
             DockerError::engine(format!("starting {}", names.egress), e)
                 .in_step("start egress sidecar")
         })?;
+    trace(t0, "sidecar started");
     let proxy_ip = container_ip(docker, &names.egress, &names.internal)
         .await
         .map_err(|e| e.in_step("start egress sidecar"))?;
@@ -318,10 +337,12 @@ pub async fn launch(
             .map_err(|e| e.in_step("create agent container"))
     };
     let ready = wait_ready(docker, &names.egress, &edir);
+    trace(t0, "before agent create/ready");
     let (created, ready) = futures_util::join!(create_agent, ready);
     created?;
     ready?;
 
+    trace(t0, "agent created, sidecar ready");
     // Files: the CA (root-owned), and the provider's files (agent-owned).
     let ca = std::fs::read(edir.join("ca.crt"))
         .map_err(|e| {
@@ -361,6 +382,7 @@ pub async fn launch(
             .map_err(|e| e.in_step("provision files"))?;
     }
 
+    trace(t0, "files uploaded");
     docker
         .start_container(&names.agent, None)
         .await
@@ -368,6 +390,7 @@ pub async fn launch(
             DockerError::engine(format!("starting {}", names.agent), e).in_step("start agent")
         })?;
 
+    trace(t0, "agent started");
     Ok(Launched {
         proxy_ip,
         image: agent_image,

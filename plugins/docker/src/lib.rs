@@ -191,31 +191,36 @@ impl Backend for DockerBackend {
         self.block(async {
             let engine = self.engine().await?;
             let id = request.bottle.id.clone();
-            // A bottle id is fresh per launch; leftovers with the same id
-            // would make names collide, so refuse rather than adopt them.
-            if lifecycle::find(&engine.docker, Some(&id))
-                .await?
-                .contains_key(&id)
-            {
-                return Err(DockerError::Config(format!(
-                    "a docker bottle with id `{id}` already exists"
-                )));
-            }
+            // A bottle id is fresh per launch; a leftover with the same id
+            // makes the container create fail with a name conflict, and the
+            // cleanup below then removes only what is labelled with this id.
             match launch::launch(&engine.docker, &engine.settings, &request, &binary).await {
                 Ok(done) => {
-                    let found = lifecycle::find(&engine.docker, Some(&id))
-                        .await?
-                        .remove(&id)
-                        .unwrap_or_default();
-                    let mut summary = lifecycle::summarize(&id, &found);
-                    summary.egress_log = Some(done.egress_log);
-                    summary.details.insert(
+                    let b = &request.bottle;
+                    let names = naming::Names::new(&id);
+                    let mut details = std::collections::BTreeMap::new();
+                    details.insert("agent_container".into(), names.agent);
+                    details.insert("egress_container".into(), names.egress);
+                    details.insert(
                         "proxy".into(),
                         format!("{}:{}", done.proxy_ip, launch::PROXY_PORT),
                     );
-                    summary.details.insert("image".into(), done.image);
-                    summary.details.insert("runtime".into(), done.runtime);
-                    Ok(summary)
+                    details.insert("image".into(), done.image);
+                    details.insert("runtime".into(), done.runtime);
+                    Ok(BottleSummary {
+                        id: id.clone(),
+                        backend: naming::BACKEND.into(),
+                        agent: b.agent.clone(),
+                        label: if b.label.is_empty() {
+                            b.agent.clone()
+                        } else {
+                            b.label.clone()
+                        },
+                        state: BottleState::Running,
+                        created_at: b.created_at,
+                        egress_log: Some(done.egress_log),
+                        details,
+                    })
                 }
                 Err(e) => {
                     if let Err(cleanup) = lifecycle::remove(&engine.docker, &id).await {

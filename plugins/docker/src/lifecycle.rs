@@ -219,13 +219,20 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<Vec<String>> {
             removed.push(format!("container {}", name_of(c)));
         }
     }
-    for n in &found.networks {
-        let Some(name) = n.name.clone() else { continue };
-        match docker.remove_network(&name).await {
-            Ok(()) => removed.push(format!("network {name}")),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(DockerError::engine(format!("removing network {name}"), e)),
-        }
+    let net_removals =
+        found
+            .networks
+            .iter()
+            .filter_map(|n| n.name.clone())
+            .map(|name| async move {
+                match docker.remove_network(&name).await {
+                    Ok(()) => Ok(Some(format!("network {name}"))),
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(DockerError::engine(format!("removing network {name}"), e)),
+                }
+            });
+    for r in futures_util::future::join_all(net_removals).await {
+        removed.extend(r?);
     }
     for v in &found.volumes {
         match docker
