@@ -22,8 +22,8 @@ use arbitrary::Arbitrary;
 use bot_bottle_egress::policy::Policy;
 use bot_bottle_egress::target::{normalize_host, parse_authority, Scheme, Target};
 use bot_bottle_sdk::{
-    AuthScheme, EgressPolicy, EgressRoute, HeaderMatch, HeaderMatchType, PathMatch,
-    PathMatchType, RouteMatch, RouteOrigin, SlotAuth,
+    AuthScheme, EgressPolicy, EgressRoute, HeaderMatch, HeaderMatchType, PathMatch, PathMatchType,
+    RouteMatch, RouteOrigin, SlotAuth,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use libfuzzer_sys::fuzz_target;
@@ -42,7 +42,9 @@ const HOSTS: &[&str] = &[
     "127.1",
 ];
 
-const METHODS: &[&str] = &["GET", "get", "POST", "PUT", "DELETE", "CONNECT", "PATCH", "HEAD"];
+const METHODS: &[&str] = &[
+    "GET", "get", "POST", "PUT", "DELETE", "CONNECT", "PATCH", "HEAD",
+];
 
 #[derive(Arbitrary, Debug)]
 enum Text {
@@ -120,8 +122,17 @@ fn build_policy(input: &Input) -> EgressPolicy {
             host: r.host.get(HOSTS),
             port: r.port,
             auth: r.auth.map(|known| SlotAuth {
-                scheme: if known { AuthScheme::Bearer } else { AuthScheme::Token },
-                token_env: if known { "EGRESS_TOKEN_1" } else { "EGRESS_TOKEN_9" }.into(),
+                scheme: if known {
+                    AuthScheme::Bearer
+                } else {
+                    AuthScheme::Token
+                },
+                token_env: if known {
+                    "EGRESS_TOKEN_1"
+                } else {
+                    "EGRESS_TOKEN_9"
+                }
+                .into(),
             }),
             matches: r
                 .matches
@@ -271,8 +282,7 @@ fn decide(policy: &Policy, req: &Request) -> Decision {
             Some("https") => Scheme::Https,
             _ => return Decision::BadRequest,
         };
-        let Some((host, port)) = parse_authority(auth.as_str(), Some(scheme.default_port()))
-        else {
+        let Some((host, port)) = parse_authority(auth.as_str(), Some(scheme.default_port())) else {
             return Decision::BadRequest;
         };
         Target { scheme, host, port }
@@ -331,7 +341,10 @@ fuzz_target!(|input: Input| {
             "route host {:?} is not normalised",
             r.host
         );
-        assert_ne!(r.host, "_egress.local", "the magic host compiled as a route");
+        assert_ne!(
+            r.host, "_egress.local",
+            "the magic host compiled as a route"
+        );
         let _ = format!("{r:?}");
     }
     let Some(req) = build_request(&input) else {
@@ -362,7 +375,11 @@ fuzz_target!(|input: Input| {
             );
         }
     }
-    if !policy.routes.iter().any(|r| r.host == decision_host(&decision)) {
+    if !policy
+        .routes
+        .iter()
+        .any(|r| r.host == decision_host(&decision))
+    {
         assert!(
             !matches!(decision, Decision::Allowed(..)),
             "a host with no route was allowed: {decision:?}"
@@ -413,19 +430,23 @@ fn respelled(req: &Request) -> Option<Request> {
     let auth = req.uri.authority()?;
     let host = auth.host();
     if auth.as_str().contains('@')
-        || host.is_empty() || host.ends_with('.') || host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        || host.is_empty()
+        || host.ends_with('.')
+        || host.starts_with('[')
+        || host.parse::<std::net::IpAddr>().is_ok()
+    {
         return None;
     }
     let new_host = format!("{}.", host.to_ascii_uppercase());
-    let new_auth = match auth.port() {
-        Some(p) => format!("{new_host}:{}", p.as_str()),
-        None => new_host.clone(),
-    };
+    // Keep whatever follows the host as written (an empty port `a:` too).
+    let new_auth = format!("{new_host}{}", &auth.as_str()[host.len()..]);
     let uri: Uri = if req.method == Method::CONNECT {
         new_auth.parse().ok()?
     } else {
         let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        format!("{}://{new_auth}{pq}", req.uri.scheme_str()?).parse().ok()?
+        format!("{}://{new_auth}{pq}", req.uri.scheme_str()?)
+            .parse()
+            .ok()?
     };
     let mut headers = req.headers.clone();
     if let Some(h) = headers.get(http::header::HOST) {

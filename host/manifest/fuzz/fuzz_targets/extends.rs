@@ -80,7 +80,8 @@ fn generate(b: &FBottle) -> Generated {
             env: BTreeSet::new(),
         };
     }
-    let mut parents: Vec<&'static str> = b.extends.iter().take(4).map(|&i| parent_name(i)).collect();
+    let mut parents: Vec<&'static str> =
+        b.extends.iter().take(4).map(|&i| parent_name(i)).collect();
     let mut yaml = String::new();
     match b.form % 5 {
         0 => yaml.push_str(&format!("extends: [{}]\n", parents.join(", "))),
@@ -158,7 +159,10 @@ fn scratch() -> &'static Path {
 /// Predicts `resolve_bottles(chosen)` from the generated files: `Err(())`
 /// for an expected error, `Ok(env names)` on success, `None` when a
 /// reachable file is not known to be well-formed.
-fn predict(files: &BTreeMap<&str, Generated>, chosen: &[&str]) -> Option<Result<BTreeSet<String>, ()>> {
+fn predict(
+    files: &BTreeMap<&str, Generated>,
+    chosen: &[&str],
+) -> Option<Result<BTreeSet<String>, ()>> {
     if chosen.is_empty() {
         return Some(Err(()));
     }
@@ -200,7 +204,16 @@ fn predict(files: &BTreeMap<&str, Generated>, chosen: &[&str]) -> Option<Result<
     let mut done = BTreeSet::new();
     let mut unknown = false;
     for name in chosen {
-        if visit(files, name, &mut Vec::new(), &mut done, &mut env, &mut unknown).is_err() {
+        if visit(
+            files,
+            name,
+            &mut Vec::new(),
+            &mut done,
+            &mut env,
+            &mut unknown,
+        )
+        .is_err()
+        {
             // An error seen before any unknown file is certain only if the
             // DFS order matches; with unknown files anywhere, give up.
             return if unknown { None } else { Some(Err(())) };
@@ -229,7 +242,12 @@ fuzz_target!(|input: Input| {
     for (name, g) in &files {
         fs::write(bottles_dir.join(format!("{name}.md")), &g.text).expect("write bottle");
     }
-    let chosen: Vec<&str> = input.chosen.iter().take(3).map(|&i| parent_name(i)).collect();
+    let chosen: Vec<&str> = input
+        .chosen
+        .iter()
+        .take(3)
+        .map(|&i| parent_name(i))
+        .collect();
 
     let index = match ManifestIndex::discover(home, home) {
         Ok(i) => i,
@@ -246,7 +264,10 @@ fuzz_target!(|input: Input| {
         (Some(Ok(_)), Err(e)) => panic!("{chosen:?} should resolve, got: {e}"),
         (Some(Ok(env)), Ok(bottle)) => {
             let got: BTreeSet<String> = bottle.env.keys().cloned().collect();
-            assert_eq!(got, env, "env of {chosen:?} is not the union of the chain's");
+            assert_eq!(
+                got, env,
+                "env of {chosen:?} is not the union of the chain's"
+            );
         }
         (Some(Err(())), Err(e)) => {
             assert!(
