@@ -9,7 +9,6 @@ ROOT=$PWD
 log() { printf '\n==> %s\n' "$*"; }
 
 need_apt=()
-command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,13 +16,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  nohup dockerd >/tmp/bot-bottle-dockerd.log 2>&1 &
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/bot-bottle-dockerd.log" >&2; exit 1; }
-fi
+scripts/ensure-docker.sh
 
 if [ -x scripts/install-smolvm.sh ]; then
   log "installing the smolvm engine (cached)"

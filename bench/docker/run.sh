@@ -21,7 +21,7 @@ median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e9}';
 say "building static binaries and the lifecycle driver"
 ( cd "$ROOT"
   RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target x86_64-unknown-linux-gnu -p bot-bottle-egress
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target x86_64-unknown-linux-gnu --manifest-path tests/agent/Cargo.toml
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target x86_64-unknown-linux-gnu -p bot-bottle-test-agent
   cargo build -q --release -p bot-bottle-docker --example lifecycle )
 
 say "building images (classic builder, FROM scratch)"

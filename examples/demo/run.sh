@@ -32,10 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-docker info >/dev/null 2>&1 || {
-  echo "Docker is not running. Start it (e.g. 'sudo systemctl start docker' or 'sudo dockerd &') and retry." >&2
-  exit 1
-}
+"$ROOT/scripts/ensure-docker.sh"
 
 step "Building bot-bottle and the Docker plugin"
 ( cd "$ROOT" && cargo build -p bot-bottle -p bot-bottle-docker )
@@ -43,8 +40,8 @@ step "Building the static egress proxy, demo agent and demo upstream (+crt-stati
 ( cd "$ROOT"
   export RUSTFLAGS="-C target-feature=+crt-static"
   cargo build --release --target x86_64-unknown-linux-gnu -p bot-bottle-egress
-  cargo build --release --target x86_64-unknown-linux-gnu --manifest-path tests/agent/Cargo.toml
-  cargo build --release --target x86_64-unknown-linux-gnu --manifest-path tests/upstream/Cargo.toml )
+  cargo build --release --target x86_64-unknown-linux-gnu -p bot-bottle-test-agent
+  cargo build --release --target x86_64-unknown-linux-gnu -p bot-bottle-test-upstream )
 
 step "Building the demo images (FROM scratch, nothing pulled)"
 CTX="$DEMO_HOME/build"; mkdir -p "$CTX/agent" "$CTX/upstream"
@@ -112,7 +109,7 @@ MD
 step "Running: bot-bottle start demo --headless --prompt demo --yes"
 export HOME="$DEMO_HOME"
 export BOT_BOTTLE_DOCKER_EGRESS_NETWORK="$NET"
-export BOT_BOTTLE_EGRESS_BINARY="$STATIC/bot-bottle-egress"
+export BOT_BOTTLE_EGRESS_BIN="$STATIC/bot-bottle-egress"
 set +e
 OUT="$("$CARGO_TARGET_DIR/debug/bot-bottle" start demo --backend docker --headless --prompt demo --yes 2>&1 | tee /dev/stderr)"
 CODE=$?

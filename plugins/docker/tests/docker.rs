@@ -169,11 +169,11 @@ fn setup() -> Env {
     }
     let egress_bin = static_bin(&["-p", "bot-bottle-egress"], "bot-bottle-egress");
     let agent_bin = static_bin(
-        &["--manifest-path", "tests/agent/Cargo.toml"],
+        &["-p", "bot-bottle-test-agent"],
         "bot-bottle-test-agent",
     );
     let upstream_bin = static_bin(
-        &["--manifest-path", "tests/upstream/Cargo.toml"],
+        &["-p", "bot-bottle-test-upstream"],
         "bot-bottle-test-upstream",
     );
     let state_root = tempfile::tempdir().unwrap();
