@@ -2,6 +2,7 @@
 //! plugin libraries, the real CLI.
 
 mod common;
+mod docker;
 mod dry_run;
 mod install;
 mod plugin_abi;

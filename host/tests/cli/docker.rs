@@ -1,0 +1,250 @@
+//! The CLI with the real Docker plugin and engine: teardown after a normal
+//! exit, after Ctrl-C, and after `kill -9` of the CLI followed by `cleanup`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::{text, workspace_root, Home};
+
+const IMAGE: &str = "bot-bottle-cli-test-agent:latest";
+
+/// Why the engine cannot be used, if it cannot. Fails instead on CI.
+fn engine_missing() -> Option<String> {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        return None;
+    }
+    let why = "no Docker engine answers `docker info` (run scripts/ensure-docker.sh)".to_string();
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    println!("SKIP: {why}");
+    Some(why)
+}
+
+fn static_build(package: &str) {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "-p",
+            package,
+        ])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "static build of {package} failed");
+}
+
+/// The static egress binary and the test agent image, built once.
+fn fixtures() -> &'static PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        crate::common::fixture_plugins();
+        static_build("bot-bottle-egress");
+        static_build("bot-bottle-test-agent");
+        let release = crate::common::target_dir().join("x86_64-unknown-linux-gnu/release");
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            release.join("bot-bottle-test-agent"),
+            ctx.path().join("agent"),
+        )
+        .unwrap();
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY agent /agent\nUSER 1000:1000\n",
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(ctx.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        release.join("bot-bottle-egress")
+    })
+}
+
+fn home_with_sleeper(seconds: u32) -> Home {
+    let home = Home::new();
+    home.bottle(
+        "sleepy",
+        &format!(
+            "image: {IMAGE}\nagent_provider:\n  template: command\n  settings: {{command: [/agent, sleep, \"{seconds}\"], user: \"1000:1000\"}}"
+        ),
+    )
+    .agent("sleeper", "bottle: sleepy", "");
+    home
+}
+
+fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id())
+}
+
+/// Docker objects carrying bot-bottle's label for this bottle label.
+fn leftovers(label: &str) -> Vec<String> {
+    let filter = format!("label=bot-bottle.label={label}");
+    let mut found = Vec::new();
+    for args in [
+        vec!["ps", "-aq", "--filter", &filter],
+        vec!["network", "ls", "-q", "--filter", &filter],
+        vec!["volume", "ls", "-q", "--filter", &filter],
+    ] {
+        let out = Command::new("docker").args(&args).output().unwrap();
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(|s| format!("{} {s}", args[0])),
+        );
+    }
+    found
+}
+
+fn wait_running(label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let filter = format!("label=bot-bottle.label={label}");
+    while Instant::now() < deadline {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &filter,
+                "--filter",
+                "label=bot-bottle.role=agent",
+            ])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the agent of {label} never ran");
+}
+
+fn start(home: &Home, label: &str, egress: &PathBuf) -> Command {
+    let mut cmd = home.cmd();
+    cmd.env("BOT_BOTTLE_EGRESS_BIN", egress).args([
+        "start",
+        "sleeper",
+        "--backend",
+        "docker",
+        "--headless",
+        "--prompt",
+        "p",
+        "--label",
+        label,
+    ]);
+    cmd
+}
+
+#[test]
+fn a_finished_session_leaves_nothing_behind() {
+    if engine_missing().is_some() {
+        return;
+    }
+    let egress = fixtures();
+    let home = home_with_sleeper(1);
+    let label = unique("done");
+    let out = start(&home, &label, egress).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("\"slept\"") || stdout.contains("sleep"),
+        "{stdout}"
+    );
+    assert_eq!(leftovers(&label), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_tears_the_bottle_down() {
+    if engine_missing().is_some() {
+        return;
+    }
+    let egress = fixtures();
+    let home = home_with_sleeper(120);
+    let label = unique("int");
+    let mut child = start(&home, &label, egress)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_running(&label);
+    // List sees it from another invocation while it runs.
+    let out = home
+        .cmd()
+        .args(["list", "active", "--json"])
+        .output()
+        .unwrap();
+    assert!(text(&out).0.contains(&label), "{}", text(&out).0);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(leftovers(&label), Vec::<String>::new());
+}
+
+#[test]
+fn kill_9_then_cleanup_leaves_nothing_and_spares_live_bottles() {
+    if engine_missing().is_some() {
+        return;
+    }
+    let egress = fixtures();
+    let home = home_with_sleeper(120);
+    let killed = unique("k9");
+    let live = unique("live");
+    let mut victim = start(&home, &killed, egress)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut survivor = start(&home, &live, egress)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_running(&killed);
+    wait_running(&live);
+    victim.kill().unwrap(); // SIGKILL: no chance to clean up
+    victim.wait().unwrap();
+    assert!(
+        !leftovers(&killed).is_empty(),
+        "the bottle should outlive a killed CLI"
+    );
+    let out = home.cmd().args(["cleanup", "--yes"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(leftovers(&killed), Vec::<String>::new(), "{stdout}");
+    assert!(
+        !leftovers(&live).is_empty(),
+        "cleanup touched a live bottle: {stdout}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &survivor.id().to_string()])
+        .status()
+        .unwrap();
+    survivor.wait().unwrap();
+    assert_eq!(leftovers(&live), Vec::<String>::new());
+}
