@@ -83,6 +83,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cleanup { yes } => cleanup(&ctx, yes).map(|_| 0),
         Command::Doctor { backend } => doctor(&ctx, backend.as_deref()),
         Command::Plugin(command) => plugin(&ctx, command),
+        Command::Conformance { backend, json } => {
+            crate::conformance::command(&ctx.home, &crate::conformance::Options { backend, json })
+        }
     }
 }
 

@@ -66,6 +66,16 @@ pub enum Command {
     /// Manage plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the sandbox-escape and lifecycle suite against a backend: real
+    /// bottles, a planted canary credential, a probe agent trying every escape.
+    Conformance {
+        /// Backend to test (default: $BOT_BOTTLE_BACKEND, then `docker`).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Print the results as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `bot-bottle start`.

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod conformance;
 pub mod install;
 pub mod plan;
 pub mod plugins;

@@ -10,9 +10,22 @@
 //! bot-bottle-test-agent resolve NAME [--server IP:PORT]
 //! bot-bottle-test-agent env
 //! bot-bottle-test-agent cat FILE
-//! bot-bottle-test-agent scan NEEDLE                search files, /proc/*/environ and cmdline
+//! bot-bottle-test-agent scan NEEDLE | --hex HEX     search files, /proc/*/environ and cmdline
 //! bot-bottle-test-agent sleep SECONDS
+//! bot-bottle-test-agent http [--direct ADDR] [--connect AUTHORITY] [--tls SNI] [--insecure]
+//!                            [--target T] [--host H] [--method M] [-H 'N: v']... [--ws] [--follow]
+//!                                                   one hand-made request, through the proxy by default
+//! bot-bottle-test-agent udp HOST:PORT PAYLOAD        one datagram; waits for an echo
+//! bot-bottle-test-agent sockets                     Unix sockets visible, and whether they accept
+//! bot-bottle-test-agent batch FILE                  run the probes listed in FILE, one JSON line each
+//! bot-bottle-test-agent exit CODE
 //! ```
+//!
+//! `batch` reads `{"exit_code": N, "probes": [{"id": "...", "args": [...]}]}`,
+//! replaces `{proxy_host}` and `{proxy_port}` in the arguments with the
+//! `HTTP_PROXY` address, prints `{"probe": id, "result": ...}` per probe and
+//! `{"done": true}`, and exits with `exit_code`: the conformance suite runs
+//! every escape attempt in one bottle this way, on any backend.
 //!
 //! HTTP goes through `HTTPS_PROXY`/`HTTP_PROXY` (absolute-form for http,
 //! CONNECT for https) and trusts the roots in `SSL_CERT_FILE`, the way a real
@@ -24,6 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+mod http;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,7 +56,7 @@ fn usage(msg: &str) -> (i32, Value) {
 fn run(args: &[String]) -> (i32, Value) {
     let Some(cmd) = args.first() else {
         return usage(
-            "usage: bot-bottle-test-agent demo|get|connect|resolve|env|cat|scan|sleep ...",
+            "usage: bot-bottle-test-agent demo|get|connect|resolve|env|cat|scan|sleep|http|udp|sockets|batch|exit ...",
         );
     };
     let rest = &args[1..];
@@ -98,9 +113,31 @@ fn run(args: &[String]) -> (i32, Value) {
             ),
             None => usage("usage: cat FILE"),
         },
-        "scan" => match rest.first() {
-            Some(needle) if needle.len() >= 4 => (0, scan(needle.as_bytes())),
-            _ => usage("usage: scan NEEDLE (at least 4 bytes)"),
+        "scan" => match (rest.first().map(String::as_str), rest.get(1)) {
+            // Hex keeps the needle itself out of argv and the batch file.
+            (Some("--hex"), Some(hex)) => match unhex(hex) {
+                Some(needle) if needle.len() >= 4 => (0, scan(&needle)),
+                _ => usage("usage: scan --hex HEX (at least 4 bytes)"),
+            },
+            (Some(needle), None) if needle.len() >= 4 => (0, scan(needle.as_bytes())),
+            _ => usage("usage: scan NEEDLE | --hex HEX (at least 4 bytes)"),
+        },
+        "http" => match http::parse(rest) {
+            Ok(req) => (0, http::run(&req)),
+            Err(e) => usage(&e),
+        },
+        "udp" => match (rest.first(), rest.get(1)) {
+            (Some(target), Some(payload)) => (0, udp(target, payload)),
+            _ => usage("usage: udp HOST:PORT PAYLOAD"),
+        },
+        "sockets" => (0, sockets()),
+        "batch" => match rest.first() {
+            Some(file) => batch(file),
+            None => usage("usage: batch FILE"),
+        },
+        "exit" => match rest.first().and_then(|c| c.parse::<i32>().ok()) {
+            Some(code) => (code, json!({ "exit": code })),
+            None => usage("usage: exit CODE"),
         },
         "sleep" => {
             let secs: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(3600);
@@ -500,4 +537,148 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = data.get(size + 2..).unwrap_or(&[]);
     }
     out
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Sends one datagram and waits briefly for an echo. A datagram that leaves
+/// the sandbox is an escape even when no answer comes back, so the suite
+/// also asks the listener what it received.
+fn udp(target: &str, payload: &str) -> Value {
+    let result = (|| -> Result<Option<String>, String> {
+        let addr: SocketAddr = target
+            .to_socket_addrs()
+            .map_err(|e| format!("resolving {target}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("no address for {target}"))?;
+        let bind = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let sock = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        sock.send_to(payload.as_bytes(), addr)
+            .map_err(|e| format!("send: {e}"))?;
+        let mut buf = [0u8; 1500];
+        match sock.recv(&mut buf) {
+            Ok(n) => Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(_) => Ok(None),
+        }
+    })();
+    match result {
+        Ok(reply) => json!({ "target": target, "sent": true, "replied": reply.is_some(), "reply": reply }),
+        Err(e) => json!({ "target": target, "sent": false, "replied": false, "error": e }),
+    }
+}
+
+/// Unix sockets anywhere in the filesystem (an engine API socket is the
+/// classic escape), and whether each accepts a connection.
+fn sockets() -> Value {
+    use std::os::unix::fs::FileTypeExt;
+    fn walk(dir: &std::path::Path, found: &mut Vec<String>, depth: usize) {
+        if depth > 12 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p == std::path::Path::new("/proc") || p == std::path::Path::new("/sys") {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                walk(&p, found, depth + 1);
+            } else if meta.file_type().is_socket() {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(std::path::Path::new("/"), &mut found, 0);
+    let known = [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/run/containerd/containerd.sock",
+        "/run/podman/podman.sock",
+        "/var/run/crio/crio.sock",
+    ];
+    let known_present: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect();
+    let connectable: Vec<String> = found
+        .iter()
+        .filter(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+        .cloned()
+        .collect();
+    let tcp_engine: Vec<String> = ["127.0.0.1:2375", "127.0.0.1:2376"]
+        .iter()
+        .filter(|a| {
+            a.parse::<SocketAddr>()
+                .ok()
+                .and_then(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok())
+                .is_some()
+        })
+        .map(|a| a.to_string())
+        .collect();
+    json!({
+        "sockets": found,
+        "connectable": connectable,
+        "engine_sockets": known_present,
+        "engine_tcp": tcp_engine,
+    })
+}
+
+fn proxy_parts() -> (String, String) {
+    let p = proxy_for(false).or_else(|| proxy_for(true)).unwrap_or_default();
+    match p.rsplit_once(':') {
+        Some((h, port)) => (h.trim_matches(['[', ']']).to_string(), port.to_string()),
+        None => (p, String::new()),
+    }
+}
+
+fn batch(file: &str) -> (i32, Value) {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return (2, json!({ "error": format!("reading {file}: {e}") })),
+    };
+    let spec: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return (2, json!({ "error": format!("parsing {file}: {e}") })),
+    };
+    let (proxy_host, proxy_port) = proxy_parts();
+    let empty = Vec::new();
+    for probe in spec["probes"].as_array().unwrap_or(&empty) {
+        let id = probe["id"].as_str().unwrap_or("?");
+        let args: Vec<String> = probe["args"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter_map(|a| a.as_str())
+            .map(|a| {
+                a.replace("{proxy_host}", &proxy_host)
+                    .replace("{proxy_port}", &proxy_port)
+            })
+            .collect();
+        let (_, result) = if args.first().map(String::as_str) == Some("batch") {
+            usage("batch cannot nest")
+        } else {
+            run(&args)
+        };
+        println!("{}", json!({ "probe": id, "result": result }));
+        let _ = std::io::stdout().flush();
+    }
+    let code = spec["exit_code"].as_i64().unwrap_or(0) as i32;
+    (code, json!({ "done": true, "probes": spec["probes"].as_array().map(|a| a.len()) }))
 }

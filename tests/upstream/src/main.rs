@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! bot-bottle-test-upstream [--http ADDR:PORT] [--https ADDR:PORT] [--tls-name NAME]...
-//!                          [--cert-out FILE]
+//!                          [--cert-out FILE] [--name NAME]
+//!                          [--tcp ADDR:PORT]... [--udp ADDR:PORT]... [--dns ADDR:PORT]...
 //! ```
 //!
 //! Every request is answered `200` with a JSON report of what arrived: the
@@ -12,10 +13,21 @@
 //! says whether the credential matched. For HTTPS it generates a self-signed
 //! certificate for the `--tls-name`s at start-up and prints it as the first
 //! stdout line, `{"event":"cert","pem":...}` (and to `--cert-out`).
+//!
+//! `GET /redirect?to=URL` answers `302` with `Location: URL`, so a test can
+//! check that a credential does not follow a redirect to another host.
+//!
+//! The conformance suite also uses it as the targets of escape attempts:
+//! `--tcp` accepts connections and writes `bb-tcp-hello`, `--udp` echoes
+//! datagrams, `--dns` answers every query with `192.0.2.1` (TEST-NET, never
+//! routed); each logs `{"event":"tcp"|"udp"|"dns",...}` on stdout, so what
+//! reached it is on record even when no answer could get back. These
+//! listeners are optional: one that cannot bind (e.g. `[::]` without IPv6)
+//! logs a warning and the rest run. `--name` is reported as `server`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
+use std::net::{TcpListener, UdpSocket};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::json;
@@ -27,6 +39,10 @@ fn main() {
     let mut https = Vec::new();
     let mut names = Vec::new();
     let mut cert_out = None;
+    let mut name = String::from("upstream");
+    let mut raw_tcp = Vec::new();
+    let mut raw_udp = Vec::new();
+    let mut dns = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let val = args.get(i + 1).cloned();
@@ -35,6 +51,10 @@ fn main() {
             ("--https", Some(v)) => https.push(v),
             ("--tls-name", Some(v)) => names.push(v),
             ("--cert-out", Some(v)) => cert_out = Some(v),
+            ("--name", Some(v)) => name = v,
+            ("--tcp", Some(v)) => raw_tcp.push(v),
+            ("--udp", Some(v)) => raw_udp.push(v),
+            ("--dns", Some(v)) => dns.push(v),
             (other, _) => {
                 eprintln!("bot-bottle-test-upstream: unknown or incomplete argument `{other}`");
                 std::process::exit(2);
@@ -42,7 +62,8 @@ fn main() {
         }
         i += 2;
     }
-    if http.is_empty() && https.is_empty() {
+    let _ = SERVER_NAME.set(name);
+    if http.is_empty() && https.is_empty() && raw_tcp.is_empty() && raw_udp.is_empty() && dns.is_empty() {
         http.push("0.0.0.0:80".into());
     }
     if names.is_empty() {
@@ -60,10 +81,87 @@ fn main() {
     for addr in https {
         threads.push(listen(addr, tls.clone()));
     }
+    threads.extend(raw_tcp.into_iter().filter_map(listen_raw_tcp));
+    threads.extend(raw_udp.into_iter().filter_map(|a| listen_udp(a, false)));
+    threads.extend(dns.into_iter().filter_map(|a| listen_udp(a, true)));
     println!("{}", json!({ "event": "listening" }));
     for t in threads {
         let _ = t.join();
     }
+}
+
+static SERVER_NAME: OnceLock<String> = OnceLock::new();
+
+fn server_name() -> &'static str {
+    SERVER_NAME.get().map(String::as_str).unwrap_or("upstream")
+}
+
+fn listen_raw_tcp(addr: String) -> Option<std::thread::JoinHandle<()>> {
+    let listener = match TcpListener::bind(&addr) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("{}", json!({ "event": "warning", "listener": addr, "error": e.to_string() }));
+            return None;
+        }
+    };
+    Some(std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            println!("{}", json!({ "event": "tcp", "listener": addr, "peer": peer }));
+            let _ = stream.write_all(b"bb-tcp-hello\n");
+        }
+    }))
+}
+
+/// UDP echo, or (`dns`) a resolver that answers every A query with
+/// 192.0.2.1.
+fn listen_udp(addr: String, dns: bool) -> Option<std::thread::JoinHandle<()>> {
+    let sock = match UdpSocket::bind(&addr) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{}", json!({ "event": "warning", "listener": addr, "error": e.to_string() }));
+            return None;
+        }
+    };
+    Some(std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let data = &buf[..n];
+            if dns {
+                println!("{}", json!({ "event": "dns", "listener": addr, "peer": peer.to_string() }));
+                if let Some(answer) = dns_answer(data) {
+                    let _ = sock.send_to(&answer, peer);
+                }
+            } else {
+                println!(
+                    "{}",
+                    json!({ "event": "udp", "listener": addr, "peer": peer.to_string(),
+                            "data": String::from_utf8_lossy(data) })
+                );
+                let _ = sock.send_to(data, peer);
+            }
+        }
+    }))
+}
+
+fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
+    if q.len() < 12 {
+        return None;
+    }
+    let mut pos = 12;
+    while pos < q.len() && q[pos] != 0 {
+        pos += q[pos] as usize + 1;
+    }
+    let end = pos + 5;
+    if end > q.len() {
+        return None;
+    }
+    let mut a = q[..end].to_vec();
+    a[2] = 0x81;
+    a[3] = 0x80;
+    a[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+    a.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+    Some(a)
 }
 
 fn tls_config(names: &[String], cert_out: Option<&str>) -> Arc<rustls::ServerConfig> {
@@ -172,8 +270,18 @@ fn serve<S: Read + Write>(s: &mut S, tls: bool, peer: &str) {
         (Some(_), None) => Some(false),
         _ => None,
     };
+    if let Some(to) = path.strip_prefix("/redirect?to=") {
+        println!("{}", json!({ "event": "redirect", "peer": peer, "to": to, "token_valid": token_valid }));
+        let resp = format!(
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let _ = s.write_all(resp.as_bytes());
+        let _ = s.flush();
+        return;
+    }
     let report = json!({
         "upstream": "bot-bottle-test-upstream",
+        "server": server_name(),
         "method": method,
         "path": path,
         "host": host,
