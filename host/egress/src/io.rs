@@ -163,12 +163,18 @@ impl FrameWatch {
             match &mut self.state {
                 FrameState::Off => return,
                 FrameState::Head => {
-                    let Some(b) = data.first() else { return };
-                    self.head.push(*b);
-                    data = &data[1..];
-                    if self.head.len() > self.max_head {
+                    // Both ways a head can end (`\r\n\r\n`, or a lone
+                    // leading `\r\n`) end on a `\n`, so the bytes are taken
+                    // a line at a time instead of one by one.
+                    let line_end = memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
+                    let (line, rest) = data.split_at(line_end);
+                    data = rest;
+                    if self.head.len() + line.len() > self.max_head {
                         self.state = FrameState::Off;
-                    } else if self.head.ends_with(b"\r\n\r\n") {
+                        return;
+                    }
+                    self.head.extend_from_slice(line);
+                    if self.head.ends_with(b"\r\n\r\n") {
                         self.end_head();
                     } else if self.head == b"\r\n" {
                         // Tolerated leading CRLF between messages.
@@ -231,9 +237,9 @@ impl FrameWatch {
     }
 
     fn end_head(&mut self) {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut req = httparse::Request::new(&mut headers);
-        let parsed = req.parse(&self.head);
+        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 128];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(&self.head, &mut headers);
         let next = match parsed {
             Ok(httparse::Status::Complete(_)) => {
                 let mut cl: Option<u64> = None;
@@ -341,5 +347,25 @@ mod tests {
             b"GET http://a/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
         assert!(w.ambiguous.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn leading_crlf_and_split_heads() {
+        let head =
+            b"\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for split in 0..head.len() {
+            let mut w = FrameWatch::new(65536);
+            w.feed(&head[..split]);
+            w.feed(&head[split..]);
+            assert!(w.ambiguous.load(Ordering::SeqCst), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn gives_up_on_oversized_heads() {
+        let mut w = FrameWatch::new(40);
+        w.feed(b"GET / HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        w.feed(b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(matches!(w.state, FrameState::Off));
     }
 }

@@ -19,6 +19,7 @@ pub mod dns;
 mod error;
 pub mod io;
 pub mod log;
+mod mem;
 pub mod net;
 pub mod policy;
 pub mod proxy;

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::io::{Activity, FrameWatch, Tracked, Watched};
 use crate::log::{Kind, Logger};
+use crate::mem::Churn;
 use crate::net::{ConnectError, Connector, Resolver};
 use crate::policy::Policy;
 use crate::target::{normalize_host, parse_authority, Scheme, Target};
@@ -70,6 +71,7 @@ pub struct Shared {
     client: Client<Connector, Incoming>,
     log: Arc<Logger>,
     limits: Limits,
+    churn: Arc<Churn>,
 }
 
 impl Shared {
@@ -96,6 +98,7 @@ impl Shared {
             client,
             log,
             limits,
+            churn: Arc::new(Churn::default()),
         })
     }
 
@@ -109,12 +112,26 @@ struct ConnCtx {
     shared: Arc<Shared>,
     peer: SocketAddr,
     act: Arc<Activity>,
+    _slot: Slot,
+}
+
+/// A client connection's place under `max_connections`; dropped when the
+/// connection and every task serving it are done.
+struct Slot {
     _permit: OwnedSemaphorePermit,
+    churn: Arc<Churn>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.churn.closed();
+    }
 }
 
 /// Accepts connections until the listener fails for good.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
+    tokio::spawn(shared.churn.clone().trim_when_quiet());
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -130,7 +147,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let _ = tcp.set_nodelay(true);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                tokio::spawn(serve_conn(tcp, peer, shared.clone(), permit));
+                let slot = Slot {
+                    _permit: permit,
+                    churn: shared.churn.clone(),
+                };
+                tokio::spawn(serve_conn(tcp, peer, shared.clone(), slot));
             }
             Err(_) => {
                 shared.log.write(
@@ -167,19 +188,30 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     b
 }
 
-async fn serve_conn(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    permit: OwnedSemaphorePermit,
-) {
+async fn serve_conn(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
+    // An idle client connection costs only this small task until its first
+    // byte arrives: hyper's per-connection buffers (16 KiB) and state are
+    // built after that, in a separate allocation. A client that sends
+    // nothing is closed after the header (or idle) timeout, as before.
+    let l = &shared.limits;
+    let first_byte = l.header_timeout.min(l.idle_timeout).min(l.total_timeout);
+    // `peek`, not `readable`: tokio assumes an accepted socket readable,
+    // so only a read that finds a byte proves one has come.
+    match tokio::time::timeout(first_byte, tcp.peek(&mut [0u8; 1])).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
+    Box::pin(serve_http(tcp, peer, shared, slot)).await
+}
+
+async fn serve_http(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
     let act = Arc::new(Activity::new());
     let limits = shared.limits.clone();
     let ctx = Arc::new(ConnCtx {
         shared,
         peer,
         act: act.clone(),
-        _permit: permit,
+        _slot: slot,
     });
     let watch = FrameWatch::new(limits.max_header_bytes.max(8192));
     let ambiguous = watch.ambiguous.clone();
@@ -197,11 +229,26 @@ async fn serve_conn(
     }
 }
 
-/// Facts about a request for its log line.
+/// Facts about a request for its log line; gathered only at the log
+/// levels that write them.
 struct Seen {
     method: Method,
     path: String,
-    started: Instant,
+    started: Option<Instant>,
+}
+
+impl Seen {
+    fn new<B>(req: &Request<B>, log: &Logger) -> Seen {
+        Seen {
+            method: req.method().clone(),
+            path: if log.enabled(Kind::Deny) {
+                req.uri().path().to_owned()
+            } else {
+                String::new()
+            },
+            started: log.enabled(Kind::Allow).then(Instant::now),
+        }
+    }
 }
 
 impl ConnCtx {
@@ -248,7 +295,7 @@ impl ConnCtx {
                 "status": status.as_u16(),
                 "injected": injected,
                 "note": note,
-                "ms": seen.started.elapsed().as_secs_f64() * 1000.0,
+                "ms": seen.started.map(|t| t.elapsed().as_secs_f64() * 1000.0),
             }),
         );
     }
@@ -277,7 +324,7 @@ type BoxedResponse = std::pin::Pin<Box<dyn std::future::Future<Output = Response
 fn handle(
     req: Request<Incoming>,
     ctx: Arc<ConnCtx>,
-    inner: Option<Target>,
+    inner: Option<Arc<Target>>,
     ambiguous: Arc<AtomicBool>,
 ) -> BoxedResponse {
     Box::pin(handle_inner(req, ctx, inner, ambiguous))
@@ -286,20 +333,16 @@ fn handle(
 async fn handle_inner(
     req: Request<Incoming>,
     ctx: Arc<ConnCtx>,
-    inner: Option<Target>,
+    inner: Option<Arc<Target>>,
     ambiguous: Arc<AtomicBool>,
 ) -> Response<Body> {
-    let seen = Seen {
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        started: Instant::now(),
-    };
+    let seen = Seen::new(&req, &ctx.shared.log);
     if ambiguous.load(Ordering::SeqCst) {
         let reason = "a request with both Content-Length and Transfer-Encoding is refused";
-        return ctx.refuse(&seen, inner.as_ref(), StatusCode::BAD_REQUEST, reason);
+        return ctx.refuse(&seen, inner.as_deref(), StatusCode::BAD_REQUEST, reason);
     }
     if let Err(reason) = structural_check(req.headers()) {
-        return ctx.refuse(&seen, inner.as_ref(), StatusCode::BAD_REQUEST, &reason);
+        return ctx.refuse(&seen, inner.as_deref(), StatusCode::BAD_REQUEST, &reason);
     }
     let target = match inner {
         Some(t) => {
@@ -315,7 +358,8 @@ async fn handle_inner(
             }
             if let Some(auth) = req.uri().authority() {
                 let same = req.uri().scheme_str() == Some("https")
-                    && parse_authority(auth.as_str(), Some(443)) == Some((t.host.clone(), t.port));
+                    && parse_authority(auth.as_str(), Some(443))
+                        .is_some_and(|(h, p)| h == t.host && p == t.port);
                 if !same {
                     let reason = format!(
                         "request URI `{}` does not name the tunnel's target {t}",
@@ -331,7 +375,7 @@ async fn handle_inner(
                 return connect(req, ctx, seen).await;
             }
             match absolute_target(req.uri()) {
-                Ok(Some(t)) => t,
+                Ok(Some(t)) => Arc::new(t),
                 Ok(None) => {
                     // Origin-form: only the proxy's own magic host answers.
                     let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
@@ -354,13 +398,14 @@ async fn handle_inner(
             }
         }
     };
-    if let Err(reason) = host_agrees(req.headers(), &target) {
+    let host_header = target.host_header();
+    if let Err(reason) = host_agrees(req.headers(), &target, &host_header) {
         return ctx.refuse(&seen, Some(&target), StatusCode::FORBIDDEN, &reason);
     }
     if target.host == MAGIC_HOST {
         return magic(&req, &ctx, &seen);
     }
-    forward(req, target, ctx, seen).await
+    forward(req, &target, host_header, ctx, seen).await
 }
 
 /// Request shapes that let two parsers disagree about where a message ends.
@@ -394,10 +439,15 @@ fn absolute_target(uri: &Uri) -> Result<Option<Target>, String> {
 }
 
 /// The `Host` header, when present, must name the parsed target exactly.
-fn host_agrees(headers: &HeaderMap, target: &Target) -> Result<(), String> {
+/// `canonical` is `target.host_header()`: a header spelled exactly so names
+/// the target without parsing (the usual case); any other spelling is parsed.
+fn host_agrees(headers: &HeaderMap, target: &Target, canonical: &str) -> Result<(), String> {
     let Some(v) = headers.get(HOST) else {
         return Ok(());
     };
+    if v.as_bytes() == canonical.as_bytes() {
+        return Ok(());
+    }
     let s = v
         .to_str()
         .map_err(|_| "Host header is not valid text".to_string())?;
@@ -454,7 +504,7 @@ async fn connect(req: Request<Incoming>, ctx: Arc<ConnCtx>, seen: Seen) -> Respo
         host,
         port,
     };
-    if let Err(reason) = host_agrees(req.headers(), &target) {
+    if let Err(reason) = host_agrees(req.headers(), &target, &target.host_header()) {
         return ctx.refuse(&seen, Some(&target), StatusCode::FORBIDDEN, &reason);
     }
     let policy = &ctx.shared.policy;
@@ -486,7 +536,7 @@ async fn connect(req: Request<Incoming>, ctx: Arc<ConnCtx>, seen: Seen) -> Respo
         let limits = task_ctx.shared.limits.clone();
         let act = task_ctx.act.clone();
         tokio::select! {
-            _ = intercept(req, target, task_ctx) => {}
+            _ = intercept(req, Arc::new(target), task_ctx) => {}
             _ = act.expired(limits.idle_timeout, limits.total_timeout) => {}
         }
     });
@@ -507,7 +557,7 @@ fn no_route_reason(policy: &Policy, target: &Target) -> String {
     }
 }
 
-async fn intercept(req: Request<Incoming>, target: Target, ctx: Arc<ConnCtx>) {
+async fn intercept(req: Request<Incoming>, target: Arc<Target>, ctx: Arc<ConnCtx>) {
     let Ok(upgraded) = hyper::upgrade::on(req).await else {
         return;
     };
@@ -572,31 +622,44 @@ async fn intercept(req: Request<Incoming>, target: Target, ctx: Arc<ConnCtx>) {
 }
 
 /// Hop-by-hop and protocol-switching headers never forwarded as received.
-const HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
+fn is_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "http2-settings"
+    )
+}
 
+/// Removes the hop-by-hop headers and every header `Connection` names.
 fn strip_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in listed {
-        headers.remove(n);
+    // Names are lower case in a HeaderMap; one pass decides, and a message
+    // without any hop-by-hop header (no `Connection` either, so nothing it
+    // could name) is left as it is.
+    if !headers.keys().any(|n| is_hop(n.as_str())) {
+        return;
     }
-    for n in HOP {
+    let listed_by_connection = |name: &str| {
+        headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(name))
+    };
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop(n.as_str()) || listed_by_connection(n.as_str()))
+        .cloned()
+        .collect();
+    for n in doomed {
         headers.remove(n);
     }
 }
@@ -615,32 +678,53 @@ fn is_websocket(headers: &HeaderMap) -> bool {
     token_in(headers, CONNECTION, "upgrade") && token_in(headers, UPGRADE, "websocket")
 }
 
+/// Whether a path has a `.` or `..` segment, also spelled with `%2e`.
 fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|seg| {
-        let s = seg.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
+        // Each dot is `.` or `%2e` (any case); one or two of them and
+        // nothing else is a dot segment.
+        let mut rest = seg.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3
+                && rest[0] == b'%'
+                && rest[1] == b'2'
+                && (rest[2] | 0x20) == b'e'
+            {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
     })
 }
 
+/// Forwards an allowed request to `target`; `host_header` is
+/// `target.host_header()`.
 async fn forward(
     mut req: Request<Incoming>,
-    target: Target,
+    target: &Target,
+    host_header: String,
     ctx: Arc<ConnCtx>,
     seen: Seen,
 ) -> Response<Body> {
     let shared = ctx.shared.clone();
-    let Some(route) = shared.policy.route_for(&target) else {
+    let Some(route) = shared.policy.route_for(target) else {
         return ctx.refuse(
             &seen,
-            Some(&target),
+            Some(target),
             StatusCode::FORBIDDEN,
-            &no_route_reason(&shared.policy, &target),
+            &no_route_reason(&shared.policy, target),
         );
     };
     if has_dot_segment(req.uri().path()) {
         return ctx.refuse(
             &seen,
-            Some(&target),
+            Some(target),
             StatusCode::BAD_REQUEST,
             "path has `.` or `..` segments",
         );
@@ -652,16 +736,16 @@ async fn forward(
             req.uri().path(),
             route.host
         );
-        return ctx.refuse(&seen, Some(&target), StatusCode::FORBIDDEN, &reason);
+        return ctx.refuse(&seen, Some(target), StatusCode::FORBIDDEN, &reason);
     }
     let ws = is_websocket(req.headers());
     let client_upgrade = ws.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     strip_hop(&mut headers);
-    let host_value = match HeaderValue::from_str(&target.host_header()) {
+    let host_value = match HeaderValue::try_from(host_header) {
         Ok(v) => v,
-        Err(_) => return ctx.refuse(&seen, Some(&target), StatusCode::BAD_REQUEST, "bad host"),
+        Err(_) => return ctx.refuse(&seen, Some(target), StatusCode::BAD_REQUEST, "bad host"),
     };
     headers.insert(HOST, host_value);
     let injected = match route.auth_header() {
@@ -675,23 +759,32 @@ async fn forward(
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     }
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri =
-        match format!("{}://{}{}", target.scheme.as_str(), target.authority(), pq).parse() {
-            Ok(u) => u,
-            Err(_) => {
-                return ctx.refuse(
-                    &seen,
-                    Some(&target),
-                    StatusCode::BAD_REQUEST,
-                    "request target is not a valid URI",
-                )
-            }
-        };
+    // The upstream URI: the target's scheme and authority (what the
+    // connector resolves, checks and verifies) and the client's path.
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(match target.scheme {
+        Scheme::Http => http::uri::Scheme::HTTP,
+        Scheme::Https => http::uri::Scheme::HTTPS,
+    });
+    uri.authority = http::uri::Authority::try_from(target.authority()).ok();
+    uri.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    let uri = match Uri::from_parts(uri) {
+        Ok(u) if u.authority().is_some() => u,
+        _ => {
+            return ctx.refuse(
+                &seen,
+                Some(target),
+                StatusCode::BAD_REQUEST,
+                "request target is not a valid URI",
+            )
+        }
+    };
     let mut out = Request::new(body);
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
@@ -711,7 +804,7 @@ async fn forward(
                     format!("upstream {target} failed: {e}"),
                 ),
             };
-            return ctx.refuse(&seen, Some(&target), status, &reason);
+            return ctx.refuse(&seen, Some(target), status, &reason);
         }
     };
     let status = resp.status();
@@ -738,7 +831,7 @@ async fn forward(
             .insert(CONNECTION, HeaderValue::from_static("upgrade"));
         p.headers
             .insert(UPGRADE, HeaderValue::from_static("websocket"));
-        ctx.allowed(&seen, &target, status, injected, "websocket");
+        ctx.allowed(&seen, target, status, injected, "websocket");
         return Response::from_parts(p, Either::Right(Full::new(Bytes::new())));
     }
     strip_hop(resp.headers_mut());
@@ -746,12 +839,12 @@ async fn forward(
         // An upstream that switches protocols we did not ask for.
         return ctx.refuse(
             &seen,
-            Some(&target),
+            Some(target),
             StatusCode::BAD_GATEWAY,
             "upstream switched protocols unasked",
         );
     }
-    ctx.allowed(&seen, &target, status, injected, "");
+    ctx.allowed(&seen, target, status, injected, "");
     resp.map(Either::Left)
 }
 
@@ -764,4 +857,60 @@ fn find_connect_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'
         cur = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_in_any_spelling() {
+        for p in [
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "/a/%2e%2E/b",
+            "/a/.%2e",
+            "/%2E",
+            "/a/%2e.",
+        ] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/a/b",
+            "/a/.../b",
+            "/a/.b",
+            "/%2e%2e%2e",
+            "/a/%2",
+            "/%2f",
+            "//x",
+        ] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("X-Secret-Hop, keep-alive"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("http2-settings", HeaderValue::from_static("AAA"));
+        h.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+
+        let mut plain = HeaderMap::new();
+        plain.insert("accept", HeaderValue::from_static("*/*"));
+        plain.insert(HOST, HeaderValue::from_static("a"));
+        strip_hop(&mut plain);
+        assert_eq!(plain.len(), 2);
+    }
 }

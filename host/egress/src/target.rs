@@ -47,24 +47,31 @@ pub struct Target {
 impl Target {
     /// `host[:port]` as written in a `Host` header (port omitted when default).
     pub fn host_header(&self) -> String {
-        let h = self.host_for_uri();
-        if self.port == self.scheme.default_port() {
-            h
-        } else {
-            format!("{h}:{}", self.port)
+        let mut s = String::with_capacity(self.host.len() + 8);
+        self.push_host(&mut s);
+        if self.port != self.scheme.default_port() {
+            s.push(':');
+            push_port(&mut s, self.port);
         }
+        s
     }
 
     /// `host:port` with IPv6 bracketed.
     pub fn authority(&self) -> String {
-        format!("{}:{}", self.host_for_uri(), self.port)
+        let mut s = String::with_capacity(self.host.len() + 8);
+        self.push_host(&mut s);
+        s.push(':');
+        push_port(&mut s, self.port);
+        s
     }
 
-    fn host_for_uri(&self) -> String {
+    fn push_host(&self, s: &mut String) {
         if self.host.contains(':') {
-            format!("[{}]", self.host)
+            s.push('[');
+            s.push_str(&self.host);
+            s.push(']');
         } else {
-            self.host.clone()
+            s.push_str(&self.host);
         }
     }
 
@@ -80,6 +87,25 @@ impl fmt::Display for Target {
     }
 }
 
+/// Appends a port in decimal (without the formatting machinery: this runs
+/// on every request).
+fn push_port(s: &mut String, port: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = port;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
+    }
+}
+
 /// Normalises a host: lower case, no trailing dot, IP literals canonical
 /// (brackets removed). `None` when it is not a plausible DNS name or IP.
 pub fn normalize_host(raw: &str) -> Option<String> {
@@ -88,8 +114,12 @@ pub fn normalize_host(raw: &str) -> Option<String> {
         .strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
         .unwrap_or(raw);
-    if let Ok(ip) = unbracketed.parse::<IpAddr>() {
-        return Some(ip.to_string());
+    match unbracketed.parse::<IpAddr>() {
+        // The IPv4 parser takes only the canonical dotted-decimal form (no
+        // leading zeros, four parts), so the text is already canonical.
+        Ok(IpAddr::V4(_)) => return Some(unbracketed.to_owned()),
+        Ok(ip) => return Some(ip.to_string()),
+        Err(_) => {}
     }
     if raw.starts_with('[') {
         return None;
@@ -166,8 +196,44 @@ mod tests {
         assert_eq!(normalize_host("[::1]").as_deref(), Some("::1"));
         assert_eq!(normalize_host("127.0.0.1").as_deref(), Some("127.0.0.1"));
         assert_eq!(normalize_host("127.1"), None);
+        assert_eq!(normalize_host("010.0.0.1"), None);
+        assert_eq!(normalize_host("[10.0.0.1]").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            normalize_host("[::FFFF:1.2.3.4]").as_deref(),
+            Some("::ffff:1.2.3.4")
+        );
         assert_eq!(normalize_host("a b"), None);
         assert_eq!(normalize_host(""), None);
+    }
+
+    #[test]
+    fn formats_authorities() {
+        for (host, port, scheme, authority, host_header) in [
+            ("a.com", 443, Scheme::Https, "a.com:443", "a.com"),
+            ("a.com", 8, Scheme::Http, "a.com:8", "a.com:8"),
+            ("::1", 65535, Scheme::Https, "[::1]:65535", "[::1]:65535"),
+            ("1.2.3.4", 80, Scheme::Http, "1.2.3.4:80", "1.2.3.4"),
+            (
+                "1.2.3.4",
+                10000,
+                Scheme::Http,
+                "1.2.3.4:10000",
+                "1.2.3.4:10000",
+            ),
+        ] {
+            let t = Target {
+                scheme,
+                host: host.into(),
+                port,
+            };
+            assert_eq!(t.authority(), authority);
+            assert_eq!(t.host_header(), host_header);
+            // What the proxy writes parses back to the same target.
+            assert_eq!(
+                parse_authority(&t.host_header(), Some(scheme.default_port())),
+                Some((host.to_owned(), port))
+            );
+        }
     }
 
     #[test]
