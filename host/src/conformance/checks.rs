@@ -361,7 +361,7 @@ const ESCAPES: &[(&str, &str)] = &[
     ("credential.proc-environ", "search /proc/*/environ and cmdline"),
     ("credential.provisioned-files", "read the provisioned dummy auth file"),
     ("credential.engine-socket", "look for Docker/containerd/podman sockets and 127.0.0.1:2375"),
-    ("credential.docker-inspect", "docker inspect of the bottle's containers"),
+    ("credential.docker-inspect", "docker inspect of the agent's container"),
     ("credential.egress-log", "the egress decision log"),
     ("egress.websocket-no-route", "WebSocket upgrade to blocked.conf.test over HTTP and through CONNECT"),
     ("fixture.blocked-host-untouched", "the blocked host's own record of what reached it"),
@@ -407,7 +407,11 @@ fn short(v: &Value) -> String {
         .as_str()
         .map(|s| format!(" from upstream `{s}`"))
         .unwrap_or_default();
-    format!("status {status}{server} ({stage}: {})", detail.trim())
+    let mut out = format!("status {status}{server} ({stage}: {})", detail.trim());
+    if v["redirect"].is_object() {
+        out.push_str(&format!(" -> followed: {}", short(&v["redirect"])));
+    }
+    out
 }
 
 /// Whether a probe's request (or the redirect it followed) arrived at the

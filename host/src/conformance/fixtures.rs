@@ -71,9 +71,14 @@ pub fn engine_ready() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// `docker inspect` of every container carrying `label`, as text.
-pub fn inspect_by_label(label: &str) -> Result<(Vec<String>, String), ConformanceError> {
-    let ids = docker(&["ps", "-aq", "--filter", &format!("label={label}")])?;
+/// `docker inspect` of every container carrying all `labels`, as text.
+pub fn inspect_by_label(labels: &[&str]) -> Result<(Vec<String>, String), ConformanceError> {
+    let mut args = vec!["ps".to_string(), "-aq".to_string()];
+    for l in labels {
+        args.push("--filter".into());
+        args.push(format!("label={l}"));
+    }
+    let ids = docker(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     let ids: Vec<String> = ids.lines().map(str::to_string).collect();
     if ids.is_empty() {
         return Ok((ids, String::new()));

@@ -81,6 +81,9 @@ pub struct CheckResult {
 #[derive(Default)]
 pub struct Teardown {
     inner: Mutex<TeardownItems>,
+    // Held for a whole teardown, so the main thread's final teardown waits
+    // for one a signal started (which then exits the process).
+    busy: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -118,6 +121,7 @@ impl Teardown {
     }
     /// Removes everything recorded so far.
     pub fn run(&self) {
+        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let items = std::mem::take(&mut *self.lock());
         if let Some(backend) = &items.backend {
             for id in &items.bottles {
@@ -435,9 +439,23 @@ fn run_suite(
     }
 
     let id = crate::state::new_bottle_id("conformance");
-    let state_dir = work.join("state").join(&id);
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| ConformanceError::Io(format!("creating {}: {e}", state_dir.display())))?;
+    // A real state directory, as `start` makes, so plugins that find a
+    // bottle's state by id (and `bot-bottle list active`) see this one.
+    let meta = crate::state::Metadata {
+        id: id.clone(),
+        agent: "conformance-probe".into(),
+        bottles: vec!["conformance".into()],
+        backend: backend_name.to_string(),
+        label: "conformance".into(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| work.clone()),
+        created_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let state_dir = crate::state::create(home, &meta)
+        .map_err(|e| ConformanceError::Io(format!("creating the state directory of {id}: {e}")))?;
+    teardown.add_dir(&state_dir);
 
     let probes = checks::probes(fx.as_ref(), &canary);
     let batch = serde_json::json!({ "exit_code": PROBE_EXIT, "probes": probes });
@@ -485,10 +503,7 @@ fn run_suite(
             agent: "conformance-probe".into(),
             label: "conformance".into(),
             bottles: vec!["conformance".into()],
-            created_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created_at: meta.created_at,
         },
         image,
         command: vec![
@@ -525,11 +540,30 @@ fn run_suite(
         Ok(s) => s,
         Err(e) => {
             let msg = redact(&e.to_string(), &canary);
+            // A backend whose own doctor says its engine is not ready here
+            // (e.g. smolmachines without a usable /dev/kvm) cannot run the
+            // suite on this machine: SKIP with its reason, not FAIL.
+            let not_ready: Vec<String> = match backend.doctor() {
+                Ok(r) => r
+                    .checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .collect(),
+                Err(e) => vec![format!("doctor failed: {e}")],
+            };
             let skippable = matches!(
                 e.kind,
                 ErrorKind::EngineUnavailable | ErrorKind::Unsupported
-            );
-            let why = format!("launch failed: {msg}");
+            ) || !not_ready.is_empty();
+            let why = if not_ready.is_empty() {
+                format!("launch failed: {msg}")
+            } else {
+                format!(
+                    "the backend's doctor reports it is not ready on this machine ({}); launch failed: {msg}",
+                    not_ready.join("; ")
+                )
+            };
             report.add(
                 "lifecycle.launch",
                 if skippable {
@@ -602,40 +636,35 @@ fn run_suite(
 
     // Host-side: what the engine shows of the agent, while it exists.
     let inspect = if is_docker && !no_engine {
-        Some(fixtures::inspect_by_label(&format!(
-            "bot-bottle.bottle={id}"
-        )))
+        // The agent's container only: the sidecar holds the credential by design.
+        Some(fixtures::inspect_by_label(&[
+            &format!("bot-bottle.bottle={id}"),
+            "bot-bottle.role=agent",
+        ]))
     } else {
         None
     };
 
     let code = wait_with_timeout(backend.clone(), &id, Duration::from_secs(240));
+    let wait_tried = format!("wait for the probe, which exits {PROBE_EXIT}");
     match &code {
-        Ok(c) if *c == PROBE_EXIT || no_engine => report.check(
+        Ok(c) if *c == PROBE_EXIT => report.pass(
             "lifecycle.wait-exit-code",
-            *c == PROBE_EXIT,
-            format!("wait for the probe, which exits {PROBE_EXIT}"),
+            wait_tried,
             format!("wait returned {c}"),
+        ),
+        // The dry-run example returns 0 without running anything.
+        Ok(c) if no_engine => report.skip(
+            "lifecycle.wait-exit-code",
+            wait_tried,
+            format!("wait returned {c}; the backend runs no sandbox, so nothing ran"),
         ),
         Ok(c) => report.fail(
             "lifecycle.wait-exit-code",
-            format!("wait for the probe, which exits {PROBE_EXIT}"),
+            wait_tried,
             format!("wait returned {c}"),
         ),
-        Err(e) => report.fail(
-            "lifecycle.wait-exit-code",
-            format!("wait for the probe, which exits {PROBE_EXIT}"),
-            redact(e, &canary),
-        ),
-    }
-    if no_engine {
-        // The dry-run example returns 0 without running anything.
-        if let Some(last) = report.results.last_mut() {
-            if last.result == Outcome::Fail {
-                last.result = Outcome::Skip;
-                last.observed = format!("{} (backend runs no sandbox)", last.observed);
-            }
-        }
+        Err(e) => report.fail("lifecycle.wait-exit-code", wait_tried, redact(e, &canary)),
     }
 
     let mut agent_out = Vec::new();
@@ -701,7 +730,7 @@ fn run_suite(
         ),
     }
     if is_docker {
-        match fixtures::inspect_by_label(&format!("bot-bottle.bottle={id}")) {
+        match fixtures::inspect_by_label(&[&format!("bot-bottle.bottle={id}")]) {
             Ok((ids, _)) => report.check(
                 "lifecycle.nothing-left",
                 ids.is_empty(),

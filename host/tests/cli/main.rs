@@ -2,6 +2,7 @@
 //! plugin libraries, the real CLI.
 
 mod common;
+mod conformance;
 mod docker;
 mod dry_run;
 mod install;

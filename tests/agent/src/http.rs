@@ -114,7 +114,12 @@ fn once(r: &Req) -> Value {
     let via_tls = r.connect.is_some() || r.tls.is_some();
     let addr = match r.direct.clone().or_else(|| crate::proxy_for(via_tls)) {
         Some(a) => a,
-        None => return fail("setup", "no --direct address and no proxy in the environment"),
+        None => {
+            return fail(
+                "setup",
+                "no --direct address and no proxy in the environment",
+            )
+        }
     };
     let mut tcp = match crate::tcp(&addr) {
         Ok(s) => s,
@@ -168,7 +173,10 @@ fn once(r: &Req) -> Value {
         req.push_str("Connection: close\r\n");
     }
     req.push_str("User-Agent: bot-bottle-test-agent\r\n\r\n");
-    if let Err(e) = stream.write_all(req.as_bytes()).and_then(|_| stream.flush()) {
+    if let Err(e) = stream
+        .write_all(req.as_bytes())
+        .and_then(|_| stream.flush())
+    {
         return fail(if r.tls.is_some() { "tls" } else { "request" }, e);
     }
     let head = match crate::read_head(&mut stream) {
@@ -187,7 +195,9 @@ fn once(r: &Req) -> Value {
     if status != 101 {
         let _ = stream.read_to_end(&mut body);
     }
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
     if chunked {
         body = crate::dechunk(&body);
     }
@@ -255,8 +265,6 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -559,7 +559,11 @@ fn udp(target: &str, payload: &str) -> Value {
             .map_err(|e| format!("resolving {target}: {e}"))?
             .next()
             .ok_or_else(|| format!("no address for {target}"))?;
-        let bind = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let bind = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let sock = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
         sock.set_read_timeout(Some(Duration::from_secs(2)))
             .map_err(|e| e.to_string())?;
@@ -572,7 +576,9 @@ fn udp(target: &str, payload: &str) -> Value {
         }
     })();
     match result {
-        Ok(reply) => json!({ "target": target, "sent": true, "replied": reply.is_some(), "reply": reply }),
+        Ok(reply) => {
+            json!({ "target": target, "sent": true, "replied": reply.is_some(), "reply": reply })
+        }
         Err(e) => json!({ "target": target, "sent": false, "replied": false, "error": e }),
     }
 }
@@ -641,7 +647,9 @@ fn sockets() -> Value {
 }
 
 fn proxy_parts() -> (String, String) {
-    let p = proxy_for(false).or_else(|| proxy_for(true)).unwrap_or_default();
+    let p = proxy_for(false)
+        .or_else(|| proxy_for(true))
+        .unwrap_or_default();
     match p.rsplit_once(':') {
         Some((h, port)) => (h.trim_matches(['[', ']']).to_string(), port.to_string()),
         None => (p, String::new()),
@@ -680,5 +688,8 @@ fn batch(file: &str) -> (i32, Value) {
         let _ = std::io::stdout().flush();
     }
     let code = spec["exit_code"].as_i64().unwrap_or(0) as i32;
-    (code, json!({ "done": true, "probes": spec["probes"].as_array().map(|a| a.len()) }))
+    (
+        code,
+        json!({ "done": true, "probes": spec["probes"].as_array().map(|a| a.len()) }),
+    )
 }

@@ -63,7 +63,12 @@ fn main() {
         i += 2;
     }
     let _ = SERVER_NAME.set(name);
-    if http.is_empty() && https.is_empty() && raw_tcp.is_empty() && raw_udp.is_empty() && dns.is_empty() {
+    if http.is_empty()
+        && https.is_empty()
+        && raw_tcp.is_empty()
+        && raw_udp.is_empty()
+        && dns.is_empty()
+    {
         http.push("0.0.0.0:80".into());
     }
     if names.is_empty() {
@@ -100,14 +105,23 @@ fn listen_raw_tcp(addr: String) -> Option<std::thread::JoinHandle<()>> {
     let listener = match TcpListener::bind(&addr) {
         Ok(l) => l,
         Err(e) => {
-            println!("{}", json!({ "event": "warning", "listener": addr, "error": e.to_string() }));
+            println!(
+                "{}",
+                json!({ "event": "warning", "listener": addr, "error": e.to_string() })
+            );
             return None;
         }
     };
     Some(std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            println!("{}", json!({ "event": "tcp", "listener": addr, "peer": peer }));
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            println!(
+                "{}",
+                json!({ "event": "tcp", "listener": addr, "peer": peer })
+            );
             let _ = stream.write_all(b"bb-tcp-hello\n");
         }
     }))
@@ -119,7 +133,10 @@ fn listen_udp(addr: String, dns: bool) -> Option<std::thread::JoinHandle<()>> {
     let sock = match UdpSocket::bind(&addr) {
         Ok(s) => s,
         Err(e) => {
-            println!("{}", json!({ "event": "warning", "listener": addr, "error": e.to_string() }));
+            println!(
+                "{}",
+                json!({ "event": "warning", "listener": addr, "error": e.to_string() })
+            );
             return None;
         }
     };
@@ -128,7 +145,10 @@ fn listen_udp(addr: String, dns: bool) -> Option<std::thread::JoinHandle<()>> {
         while let Ok((n, peer)) = sock.recv_from(&mut buf) {
             let data = &buf[..n];
             if dns {
-                println!("{}", json!({ "event": "dns", "listener": addr, "peer": peer.to_string() }));
+                println!(
+                    "{}",
+                    json!({ "event": "dns", "listener": addr, "peer": peer.to_string() })
+                );
                 if let Some(answer) = dns_answer(data) {
                     let _ = sock.send_to(&answer, peer);
                 }
@@ -271,7 +291,10 @@ fn serve<S: Read + Write>(s: &mut S, tls: bool, peer: &str) {
         _ => None,
     };
     if let Some(to) = path.strip_prefix("/redirect?to=") {
-        println!("{}", json!({ "event": "redirect", "peer": peer, "to": to, "token_valid": token_valid }));
+        println!(
+            "{}",
+            json!({ "event": "redirect", "peer": peer, "to": to, "token_valid": token_valid })
+        );
         let resp = format!(
             "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
