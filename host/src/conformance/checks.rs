@@ -598,14 +598,11 @@ pub fn evaluate(report: &mut Report, cx: &Context) {
             check,
             v["connected"] == false,
             tried(check),
-            format!(
-                "{}",
-                if v["connected"] == true {
-                    format!("CONNECTED to {}", v["addr"])
-                } else {
-                    format!("refused: {}", v["error"].as_str().unwrap_or(""))
-                }
-            ),
+            if v["connected"] == true {
+                format!("CONNECTED to {}", v["addr"])
+            } else {
+                format!("refused: {}", v["error"].as_str().unwrap_or(""))
+            },
         ),
         Err(e) => report.fail(check, tried(check), e),
     };

@@ -540,7 +540,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if text.len() & 1 != 0 {
         return None;
     }
     (0..text.len())
