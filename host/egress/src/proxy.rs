@@ -622,6 +622,20 @@ async fn intercept(req: Request<Incoming>, target: Arc<Target>, ctx: Arc<ConnCtx
 }
 
 /// Hop-by-hop and protocol-switching headers never forwarded as received.
+const HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Whether a (lower-case) header name is in [`HOP`].
 fn is_hop(name: &str) -> bool {
     matches!(
         name,
@@ -646,17 +660,23 @@ fn strip_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|n| is_hop(n.as_str())) {
         return;
     }
-    let listed_by_connection = |name: &str| {
+    let connection_tokens = || {
         headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(name))
+            .map(str::trim)
     };
+    // Usually `Connection` names only hop-by-hop headers (`keep-alive`,
+    // `upgrade`); then only the fixed set goes.
+    let names_others = connection_tokens().any(|t| !HOP.iter().any(|h| h.eq_ignore_ascii_case(t)));
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| is_hop(n.as_str()) || listed_by_connection(n.as_str()))
+        .filter(|n| {
+            is_hop(n.as_str())
+                || (names_others && connection_tokens().any(|t| t.eq_ignore_ascii_case(n.as_str())))
+        })
         .cloned()
         .collect();
     for n in doomed {
@@ -906,6 +926,15 @@ mod tests {
         strip_hop(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["accept"]);
+
+        let mut only_hop = HeaderMap::new();
+        only_hop.insert(CONNECTION, HeaderValue::from_static("Keep-Alive, close"));
+        only_hop.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        only_hop.insert("close", HeaderValue::from_static("x"));
+        only_hop.insert("date", HeaderValue::from_static("today"));
+        strip_hop(&mut only_hop);
+        let left: Vec<&str> = only_hop.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["date"]);
 
         let mut plain = HeaderMap::new();
         plain.insert("accept", HeaderValue::from_static("*/*"));
