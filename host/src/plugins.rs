@@ -325,31 +325,11 @@ pub fn verify_installed(lib: &Path, m: &InstalledManifest) -> Result<Option<File
 /// Whether a host with this SDK loads a plugin built with `plugin_sdk`
 /// (same major, minor not newer); the reason with the fix when not.
 pub fn sdk_compatibility(plugin_sdk: &str) -> Result<(), String> {
-    let parse = |v: &str| -> Option<(u64, u64)> {
-        let mut parts = v.split(['.', '-', '+']);
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-    };
-    let host = parse(SDK_VERSION).unwrap_or((1, 0));
-    let Some(plugin) = parse(plugin_sdk) else {
-        return Err(format!("unreadable SDK version `{plugin_sdk}`"));
-    };
-    if plugin.0 == host.0 && plugin.1 <= host.1 {
-        return Ok(());
-    }
-    let fix = if plugin > host {
+    bot_bottle_sdk::host::check_sdk_version(plugin_sdk).map_err(|fix| {
         format!(
-            "upgrade bot-bottle to one built with bot-bottle-sdk {}.{} or newer, or use a plugin built for {}.x",
-            plugin.0, plugin.1, host.0
+            "built with bot-bottle-sdk {plugin_sdk}, this bot-bottle uses bot-bottle-sdk {SDK_VERSION}; {fix}"
         )
-    } else {
-        format!(
-            "rebuild the plugin against bot-bottle-sdk {}.{} (any {}.x up to {}.{} loads)",
-            host.0, host.1, host.0, host.0, host.1
-        )
-    };
-    Err(format!(
-        "built with bot-bottle-sdk {plugin_sdk}, this bot-bottle uses bot-bottle-sdk {SDK_VERSION}; {fix}"
-    ))
+    })
 }
 
 /// Every plugin library found, and which names they provide.

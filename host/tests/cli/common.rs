@@ -123,3 +123,24 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Why no Docker engine can be used, after printing `SKIP:`; panics instead
+/// under `CI=true`, where the engine must be there.
+pub fn docker_missing() -> Option<String> {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        return None;
+    }
+    let why = "no Docker engine answers `docker info` (run scripts/ensure-docker.sh)";
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    println!("SKIP: {why}");
+    Some(why.into())
+}

@@ -2,31 +2,11 @@
 //! escape attempt fails closed, the lifecycle contract holds, and the suite
 //! leaves nothing behind (issue 7's acceptance).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::common::{target_dir, text, workspace_root, Home};
-
-/// Why there is no usable engine; fails instead under `CI=true`.
-fn engine_missing() -> Option<String> {
-    let ok = Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        return None;
-    }
-    let why = "no Docker engine answers `docker info` (run scripts/ensure-docker.sh)";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    println!("SKIP: conformance on docker: {why}");
-    Some(why.into())
-}
 
 fn static_build(packages: &[&str]) {
     let mut cmd = Command::new(env!("CARGO"));
@@ -84,7 +64,7 @@ fn leftovers() -> Vec<String> {
 
 #[test]
 fn docker_passes_every_conformance_check() {
-    if engine_missing().is_some() {
+    if crate::common::docker_missing().is_some() {
         return;
     }
     crate::common::fixture_plugins();

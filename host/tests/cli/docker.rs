@@ -10,26 +10,6 @@ use crate::common::{text, workspace_root, Home};
 
 const IMAGE: &str = "bot-bottle-cli-test-agent:latest";
 
-/// Why the engine cannot be used, if it cannot. Fails instead on CI.
-fn engine_missing() -> Option<String> {
-    let ok = Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        return None;
-    }
-    let why = "no Docker engine answers `docker info` (run scripts/ensure-docker.sh)".to_string();
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    println!("SKIP: {why}");
-    Some(why)
-}
-
 fn static_build(package: &str) {
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
@@ -160,7 +140,7 @@ fn start(home: &Home, label: &str, egress: &PathBuf) -> Command {
 
 #[test]
 fn a_finished_session_leaves_nothing_behind() {
-    if engine_missing().is_some() {
+    if crate::common::docker_missing().is_some() {
         return;
     }
     let egress = fixtures();
@@ -178,7 +158,7 @@ fn a_finished_session_leaves_nothing_behind() {
 
 #[test]
 fn ctrl_c_tears_the_bottle_down() {
-    if engine_missing().is_some() {
+    if crate::common::docker_missing().is_some() {
         return;
     }
     let egress = fixtures();
@@ -208,7 +188,7 @@ fn ctrl_c_tears_the_bottle_down() {
 
 #[test]
 fn kill_9_then_cleanup_leaves_nothing_and_spares_live_bottles() {
-    if engine_missing().is_some() {
+    if crate::common::docker_missing().is_some() {
         return;
     }
     let egress = fixtures();

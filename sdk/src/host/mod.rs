@@ -173,25 +173,33 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+fn parse_version(v: &str) -> Option<(u64, u64)> {
     let mut parts = v.split(['.', '-', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let patch = parts.next()?.parse().ok()?;
-    Some((major, minor, patch))
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-fn fix_for(plugin: (u64, u64, u64), host: (u64, u64, u64)) -> String {
-    if plugin.0 > host.0 || (plugin.0 == host.0 && plugin.1 > host.1) {
-        format!(
-            "upgrade bot-bottle to one built with bot-bottle-sdk {}.{}, or use a plugin built for {}.x",
+/// Whether this host loads a plugin built with SDK `plugin_sdk`: the same
+/// major and a minor no newer than the host's. `Err` holds the fix to tell
+/// the user. Layout is checked separately, when the library is loaded.
+pub fn check_sdk_version(plugin_sdk: &str) -> Result<(), String> {
+    let host = parse_version(SDK_VERSION).expect("the SDK's own version parses");
+    let Some(plugin) = parse_version(plugin_sdk) else {
+        return Err(format!(
+            "the plugin reports an unreadable SDK version `{plugin_sdk}`"
+        ));
+    };
+    if plugin.0 == host.0 && plugin.1 <= host.1 {
+        Ok(())
+    } else if plugin > host {
+        Err(format!(
+            "upgrade bot-bottle to one built with bot-bottle-sdk {}.{} or newer, or use a plugin built for {}.x",
             plugin.0, plugin.1, host.0
-        )
+        ))
     } else {
-        format!(
+        Err(format!(
             "rebuild the plugin against bot-bottle-sdk {}.{} (any {}.x up to {}.{} loads)",
             host.0, host.1, host.0, host.0, host.1
-        )
+        ))
     }
 }
 
@@ -204,7 +212,6 @@ fn fix_for(plugin: (u64, u64, u64), host: (u64, u64, u64)) -> String {
 /// version check would refuse that direction, so the host checks the major
 /// version itself and lets the layout checker judge the rest.
 pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
-    let host_v = parse_version(SDK_VERSION).expect("the SDK's own version parses");
     elf::check(path).map_err(|reason| LoadError::NotAPlugin {
         path: path.to_path_buf(),
         reason,
@@ -214,35 +221,28 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         reason: short_library_error(&e),
     })?;
     let plugin_sdk = header.version_strings().version.to_string();
-    let Some(plugin_v) = parse_version(&plugin_sdk) else {
-        return Err(LoadError::NotAPlugin {
-            path: path.to_path_buf(),
-            reason: format!("unreadable SDK version `{plugin_sdk}`"),
-        });
-    };
-    let incompatible = |detail: String| LoadError::Incompatible {
+    let incompatible = |fix: String, detail: String| LoadError::Incompatible {
         path: path.to_path_buf(),
         plugin_sdk: plugin_sdk.clone(),
         host_sdk: SDK_VERSION.to_string(),
-        fix: fix_for(plugin_v, host_v),
+        fix,
         detail,
     };
-    if plugin_v.0 != host_v.0 {
-        return Err(incompatible(String::new()));
-    }
+    check_sdk_version(&plugin_sdk).map_err(|fix| incompatible(fix, String::new()))?;
+    let layout_fix = || {
+        "rebuild the plugin against this bot-bottle's bot-bottle-sdk (its layout does not match)"
+            .to_string()
+    };
     if let Err(e) = header.ensure_layout::<PluginMod_Ref>() {
         // abi_stable accepts a library whose prefix types have *more* fields
         // than the host expects (a newer plugin), not fewer. A plugin from
         // an older minor has fewer: accept it when its whole layout is a
         // prefix of ours, i.e. when ours checks as an implementation of its.
-        let older = plugin_v.1 < host_v.1;
-        let prefix_ok = older
-            && header.layout().is_some_and(|plugin_layout| {
-                check_layout_compatibility(plugin_layout, <PluginMod_Ref as StableAbi>::LAYOUT)
-                    .is_ok()
-            });
+        let prefix_ok = header.layout().is_some_and(|plugin_layout| {
+            check_layout_compatibility(plugin_layout, <PluginMod_Ref as StableAbi>::LAYOUT).is_ok()
+        });
         if !prefix_ok {
-            return Err(incompatible(e.to_string()));
+            return Err(incompatible(layout_fix(), e.to_string()));
         }
     }
     // SAFETY: the layout was checked just above.
