@@ -168,10 +168,7 @@ fn setup() -> Env {
         libc::atexit(cleanup_at_exit);
     }
     let egress_bin = static_bin(&["-p", "bot-bottle-egress"], "bot-bottle-egress");
-    let agent_bin = static_bin(
-        &["-p", "bot-bottle-test-agent"],
-        "bot-bottle-test-agent",
-    );
+    let agent_bin = static_bin(&["-p", "bot-bottle-test-agent"], "bot-bottle-test-agent");
     let upstream_bin = static_bin(
         &["-p", "bot-bottle-test-upstream"],
         "bot-bottle-test-upstream",

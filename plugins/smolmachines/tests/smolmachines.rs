@@ -155,7 +155,10 @@ fn real_egress() -> PathBuf {
                 .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
                 .status()
                 .expect("running cargo");
-            assert!(status.success() && bin.is_file(), "building bot-bottle-egress failed");
+            assert!(
+                status.success() && bin.is_file(),
+                "building bot-bottle-egress failed"
+            );
             bin
         })
         .clone()
@@ -277,7 +280,10 @@ mod engine_boundary {
         assert!(
             wait_until(Duration::from_secs(5), || read_proc(r.proxy_pid, "cmdline")
                 .is_empty()
-                || !contains(&read_proc(r.proxy_pid, "cmdline"), "bot-bottle-egress")),
+                || !contains(
+                    &read_proc(r.proxy_pid, "cmdline"),
+                    "bot-bottle-egress"
+                )),
             "proxy stopped"
         );
         assert!(other.list().unwrap().is_empty());
