@@ -163,9 +163,10 @@ impl FrameWatch {
             match &mut self.state {
                 FrameState::Off => return,
                 FrameState::Head => {
-                    // Both ways a head can end (`\r\n\r\n`, or a lone
-                    // leading `\r\n`) end on a `\n`, so the bytes are taken
-                    // a line at a time instead of one by one.
+                    // Every way a head can end (`\r\n\r\n`, the bare-LF
+                    // forms httparse and hyper also accept, or a lone
+                    // leading blank line) ends on a `\n`, so the bytes are
+                    // taken a line at a time instead of one by one.
                     let line_end = memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
                     let (line, rest) = data.split_at(line_end);
                     data = rest;
@@ -174,11 +175,11 @@ impl FrameWatch {
                         return;
                     }
                     self.head.extend_from_slice(line);
-                    if self.head.ends_with(b"\r\n\r\n") {
-                        self.end_head();
-                    } else if self.head == b"\r\n" {
-                        // Tolerated leading CRLF between messages.
+                    if self.head == b"\r\n" || self.head == b"\n" {
+                        // Tolerated leading blank line between messages.
                         self.head.clear();
+                    } else if self.head.ends_with(b"\n\n") || self.head.ends_with(b"\n\r\n") {
+                        self.end_head();
                     }
                 }
                 FrameState::Body(n) => {
@@ -195,8 +196,9 @@ impl FrameWatch {
                     line.push(b);
                     if line.len() > 1024 {
                         self.state = FrameState::Off;
-                    } else if line.ends_with(b"\r\n") {
-                        let text = String::from_utf8_lossy(&line[..line.len() - 2]).to_string();
+                    } else if line.ends_with(b"\n") {
+                        let end = line.len() - if line.ends_with(b"\r\n") { 2 } else { 1 };
+                        let text = String::from_utf8_lossy(&line[..end]).to_string();
                         let hex = text.split(';').next().unwrap_or("").trim();
                         match u64::from_str_radix(hex, 16) {
                             Ok(0) => self.state = FrameState::Trailers(Vec::new()),
@@ -214,9 +216,11 @@ impl FrameWatch {
                     }
                 }
                 FrameState::ChunkDataEnd(left) => {
+                    // CRLF, or a bare LF, after the chunk's data.
+                    let b = data[0];
                     data = &data[1..];
                     *left -= 1;
-                    if *left == 0 {
+                    if b == b'\n' || *left == 0 {
                         self.state = FrameState::ChunkSize(Vec::new());
                     }
                 }
@@ -224,9 +228,9 @@ impl FrameWatch {
                     let b = data[0];
                     data = &data[1..];
                     line.push(b);
-                    if line.as_slice() == b"\r\n" {
+                    if line.as_slice() == b"\r\n" || line.as_slice() == b"\n" {
                         self.state = FrameState::Head;
-                    } else if line.ends_with(b"\r\n") {
+                    } else if line.ends_with(b"\n") {
                         line.clear();
                     } else if line.len() > 8192 {
                         self.state = FrameState::Off;
@@ -347,6 +351,28 @@ mod tests {
             b"GET http://a/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
         assert!(w.ambiguous.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn bare_lf_heads_are_watched_too() {
+        // Found by the framewatch fuzz target's httparse differential:
+        // httparse (and so hyper) accepts bare-LF line endings.
+        for head in [
+            &b"POST http://a/ HTTP/1.1\nHost: a\nContent-Length: 5\nTransfer-Encoding: chunked\n\n"
+                [..],
+            &b"\nPOST http://a/ HTTP/1.1\r\nContent-Length: 5\nTransfer-Encoding: chunked\r\n\n"[..],
+        ] {
+            let mut w = FrameWatch::new(65536);
+            w.feed(head);
+            assert!(w.ambiguous.load(Ordering::SeqCst));
+        }
+        let mut w = FrameWatch::new(65536);
+        w.feed(b"POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n");
+        w.feed(b"GET / HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n");
+        assert!(
+            w.ambiguous.load(Ordering::SeqCst),
+            "the pipelined request was watched"
+        );
     }
 
     #[test]
