@@ -843,9 +843,9 @@ fn gc_reaps_orphans_and_spares_live_bottles_and_foreign_resources() {
 }
 
 #[test]
-fn five_concurrent_bottles_all_work_and_are_listed() {
+fn ten_concurrent_bottles_all_work_are_listed_and_share_nothing() {
     let env = need_env!();
-    let ids: Vec<String> = (0..5).map(|_| unique_id("many")).collect();
+    let ids: Vec<String> = (0..10).map(|_| unique_id("many")).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = ids
             .iter()
@@ -877,6 +877,17 @@ fn five_concurrent_bottles_all_work_and_are_listed() {
             ],
         );
         assert_eq!(r["json"]["token_valid"], true, "{id}: {r}");
+    }
+    // No container, network or volume belongs to two bottles.
+    let mut seen = std::collections::BTreeMap::new();
+    for id in &ids {
+        let owned = leftovers(env, id);
+        assert!(!owned.is_empty(), "{id} has no resources");
+        for r in owned {
+            if let Some(other) = seen.insert(r.clone(), id.clone()) {
+                panic!("{r} is shared by {other} and {id}");
+            }
+        }
     }
     std::thread::scope(|s| {
         for id in &ids {
