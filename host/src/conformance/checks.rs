@@ -441,14 +441,24 @@ impl Context<'_> {
 
     /// PASS when none of `ids` reached the blocked host.
     fn not_reached(&self, report: &mut Report, check: &str, tried: &str, ids: &[&str]) {
+        self.all_pass(report, check, tried, ids, |v| !reached_other(v));
+    }
+
+    /// PASS when every probe of `ids` ran and `pass` holds for each result.
+    fn all_pass(
+        &self,
+        report: &mut Report,
+        check: &str,
+        tried: &str,
+        ids: &[&str],
+        pass: impl Fn(&Value) -> bool,
+    ) {
         let mut seen = Vec::new();
         let mut ok = true;
         for id in ids {
             match self.probe(id) {
                 Ok(v) => {
-                    if reached_other(v) {
-                        ok = false;
-                    }
+                    ok &= pass(v);
                     seen.push(format!("{id}: {}", short(v)));
                 }
                 Err(e) => {
@@ -725,28 +735,13 @@ pub fn evaluate(report: &mut Report, cx: &Context) {
         &["redirect.no-route"],
     );
 
-    {
-        let mut ok = true;
-        let mut seen = Vec::new();
-        for id in ["private.route", "private.bare-ip"] {
-            match cx.probe(id) {
-                Ok(v) => {
-                    ok &= v["reached_upstream"] != true;
-                    seen.push(format!("{id}: {}", short(v)));
-                }
-                Err(e) => {
-                    ok = false;
-                    seen.push(e);
-                }
-            }
-        }
-        report.check(
-            "egress.private-destination",
-            ok,
-            tried("egress.private-destination"),
-            seen.join("; "),
-        );
-    }
+    cx.all_pass(
+        report,
+        "egress.private-destination",
+        tried("egress.private-destination"),
+        &["private.route", "private.bare-ip"],
+        |v| v["reached_upstream"] != true,
+    );
 
     match cx.probe("cred.env") {
         Ok(v) => {
@@ -895,28 +890,13 @@ pub fn evaluate(report: &mut Report, cx: &Context) {
             format!("error: {e}"),
         ),
     }
-    {
-        let mut ok = true;
-        let mut seen = Vec::new();
-        for id in ["ws.no-route", "ws.no-route-tls"] {
-            match cx.probe(id) {
-                Ok(v) => {
-                    ok &= !reached_other(v) && v["status"] != 101;
-                    seen.push(format!("{id}: {}", short(v)));
-                }
-                Err(e) => {
-                    ok = false;
-                    seen.push(e);
-                }
-            }
-        }
-        report.check(
-            "egress.websocket-no-route",
-            ok,
-            tried("egress.websocket-no-route"),
-            seen.join("; "),
-        );
-    }
+    cx.all_pass(
+        report,
+        "egress.websocket-no-route",
+        tried("egress.websocket-no-route"),
+        &["ws.no-route", "ws.no-route-tls"],
+        |v| !reached_other(v) && v["status"] != 101,
+    );
     let requests = logged("request", "");
     let dns = logged("dns", "");
     let udp = logged("udp", "");
