@@ -228,3 +228,36 @@ fn kill_9_then_cleanup_leaves_nothing_and_spares_live_bottles() {
     survivor.wait().unwrap();
     assert_eq!(leftovers(&live), Vec::<String>::new());
 }
+
+#[test]
+fn kill_9_during_start_then_cleanup_leaves_nothing() {
+    if crate::common::docker_missing().is_some() {
+        return;
+    }
+    let egress = fixtures();
+    let home = home_with_sleeper(120);
+    let label = unique("k9start");
+    let mut victim = start(&home, &label, egress)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the CLI as soon as the launch has created its first resource,
+    // before the bottle is complete.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while leftovers(&label).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the launch never created anything"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    // Whatever the engine was doing when the CLI died has landed.
+    std::thread::sleep(Duration::from_secs(2));
+    let out = home.cmd().args(["cleanup", "--yes"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(leftovers(&label), Vec::<String>::new(), "{stdout}");
+}
