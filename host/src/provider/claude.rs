@@ -1,9 +1,8 @@
 use bot_bottle_sdk::{
-    AgentProvider, AgentProvisionPlan, AuthScheme, DeclaredAuth, PluginResult, ProviderInfo,
-    ProvisionRequest, RouteOrigin, RouteSpec,
+    AgentProvider, AgentProvisionPlan, PluginResult, ProviderInfo, ProvisionRequest,
 };
 
-use super::{prompt_file, reject_option};
+use super::{bearer_route, headless_command, prompt_file, reject_option};
 
 /// Claude Code. With `auth_token: HOST_VAR` the provider owns the
 /// `api.anthropic.com` route and the proxy sends the host token as Bearer;
@@ -54,26 +53,13 @@ impl AgentProvider for ClaudeProvider {
                 CLAUDE_PLACEHOLDER_TOKEN.into(),
             );
             plan.hidden_env_names.push("CLAUDE_CODE_OAUTH_TOKEN".into());
-            plan.routes.push(RouteSpec {
-                host: "api.anthropic.com".into(),
-                port: None,
-                auth: Some(DeclaredAuth {
-                    scheme: AuthScheme::Bearer,
-                    token_ref: var.clone(),
-                }),
-                matches: Vec::new(),
-                allow_private: false,
-                origin: RouteOrigin::Provider("claude".into()),
-            });
+            plan.routes
+                .push(bearer_route("api.anthropic.com", var, "claude"));
         }
         if let Some(file) = prompt_file(&format!("{HOME}/.claude/CLAUDE.md"), request) {
             plan.files.push(file);
         }
-        if let Some(prompt) = &request.headless_prompt {
-            let mut command = self.info().headless_command;
-            command.push(prompt.clone());
-            plan.command = Some(command);
-        }
+        plan.command = headless_command(self.info().headless_command, request);
         Ok(plan)
     }
 }

@@ -4,12 +4,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bot_bottle_sdk::{
-    AgentProvider, AgentProvisionPlan, AuthScheme, DeclaredAuth, ErrorKind, PluginError,
-    PluginResult, ProviderInfo, ProvisionRequest, ProvisionedFile, RouteOrigin, RouteSpec, Secret,
+    AgentProvider, AgentProvisionPlan, ErrorKind, PluginError, PluginResult, ProviderInfo,
+    ProvisionRequest, ProvisionedFile, Secret,
 };
 use serde_json::{json, Map, Value};
 
-use super::{prompt_file, reject_option};
+use super::{bearer_route, headless_command, prompt_file, reject_option};
 
 /// The token ref under which the host's Codex access token is provisioned.
 /// Resolution treats it like any other ref; only this provider fills it.
@@ -65,27 +65,14 @@ impl AgentProvider for CodexProvider {
             plan.provisioned_env
                 .insert(CODEX_HOST_CREDENTIAL_TOKEN_REF, login.access_token);
             for host in CODEX_HOSTS {
-                plan.routes.push(RouteSpec {
-                    host: (*host).into(),
-                    port: None,
-                    auth: Some(DeclaredAuth {
-                        scheme: AuthScheme::Bearer,
-                        token_ref: CODEX_HOST_CREDENTIAL_TOKEN_REF.into(),
-                    }),
-                    matches: Vec::new(),
-                    allow_private: false,
-                    origin: RouteOrigin::Provider("codex".into()),
-                });
+                plan.routes
+                    .push(bearer_route(host, CODEX_HOST_CREDENTIAL_TOKEN_REF, "codex"));
             }
         }
         if let Some(file) = prompt_file(&format!("{HOME}/.codex/AGENTS.md"), request) {
             plan.files.push(file);
         }
-        if let Some(prompt) = &request.headless_prompt {
-            let mut command = self.info().headless_command;
-            command.push(prompt.clone());
-            plan.command = Some(command);
-        }
+        plan.command = headless_command(self.info().headless_command, request);
         Ok(plan)
     }
 }

@@ -56,3 +56,25 @@ fn prompt_file(path: &str, request: &ProvisionRequest) -> Option<bot_bottle_sdk:
         .filter(|p| !p.trim().is_empty())
         .map(|p| bot_bottle_sdk::ProvisionedFile::new(path, p.as_bytes().to_vec()))
 }
+
+/// A provider-owned route that injects `token_ref` as a Bearer token.
+fn bearer_route(host: &str, token_ref: &str, provider: &str) -> bot_bottle_sdk::RouteSpec {
+    bot_bottle_sdk::RouteSpec {
+        host: host.into(),
+        port: None,
+        auth: Some(bot_bottle_sdk::DeclaredAuth {
+            scheme: bot_bottle_sdk::AuthScheme::Bearer,
+            token_ref: token_ref.into(),
+        }),
+        matches: Vec::new(),
+        allow_private: false,
+        origin: bot_bottle_sdk::RouteOrigin::Provider(provider.into()),
+    }
+}
+
+/// The headless command with the prompt appended, for a headless launch.
+fn headless_command(mut prefix: Vec<String>, request: &ProvisionRequest) -> Option<Vec<String>> {
+    let prompt = request.headless_prompt.as_ref()?;
+    prefix.push(prompt.clone());
+    Some(prefix)
+}
