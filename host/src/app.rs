@@ -308,13 +308,19 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
     let code = match backend.attach(&id, interactive) {
         Ok(code) => code,
         Err(e) => {
-            let _ = backend.remove(&id);
-            bail!("attaching to {id}: {e}");
+            let attach = redact(&format!("attaching to {id}: {e}"), &secrets);
+            match backend.remove(&id) {
+                Ok(()) => bail!("{attach}\n  the bottle's resources were removed"),
+                Err(r) => bail!(
+                    "{attach}\n  removing the bottle failed too ({r});\n  \
+                     run `bot-bottle cleanup` once the {backend_name} engine is back"
+                ),
+            }
         }
     };
-    backend
-        .remove(&id)
-        .map_err(|e| anyhow!("removing {id}: {e}"))?;
+    backend.remove(&id).map_err(|e| {
+        anyhow!("removing {id}: {e}\n  run `bot-bottle cleanup` to remove what is left")
+    })?;
     eprintln!("bottle {id} finished (agent exit code {code}); its resources are removed");
     Ok(code)
 }

@@ -144,3 +144,11 @@ pub fn docker_missing() -> Option<String> {
     println!("SKIP: {why}");
     Some(why.into())
 }
+
+/// Tests that use the Docker engine hold this for reading; the test that
+/// restarts the engine holds it for writing, so it never pulls the engine
+/// from under another test.
+pub fn engine_lock() -> &'static std::sync::RwLock<()> {
+    static LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    &LOCK
+}

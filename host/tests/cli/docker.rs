@@ -1,7 +1,7 @@
 //! The CLI with the real Docker plugin and engine: teardown after a normal
 //! exit, after Ctrl-C, and after `kill -9` of the CLI followed by `cleanup`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -143,6 +143,9 @@ fn a_finished_session_leaves_nothing_behind() {
     if crate::common::docker_missing().is_some() {
         return;
     }
+    let _engine = crate::common::engine_lock()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let egress = fixtures();
     let home = home_with_sleeper(1);
     let label = unique("done");
@@ -161,6 +164,9 @@ fn ctrl_c_tears_the_bottle_down() {
     if crate::common::docker_missing().is_some() {
         return;
     }
+    let _engine = crate::common::engine_lock()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let egress = fixtures();
     let home = home_with_sleeper(120);
     let label = unique("int");
@@ -191,6 +197,9 @@ fn kill_9_then_cleanup_leaves_nothing_and_spares_live_bottles() {
     if crate::common::docker_missing().is_some() {
         return;
     }
+    let _engine = crate::common::engine_lock()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let egress = fixtures();
     let home = home_with_sleeper(120);
     let killed = unique("k9");
@@ -234,6 +243,9 @@ fn kill_9_during_start_then_cleanup_leaves_nothing() {
     if crate::common::docker_missing().is_some() {
         return;
     }
+    let _engine = crate::common::engine_lock()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let egress = fixtures();
     let home = home_with_sleeper(120);
     let label = unique("k9start");
@@ -256,6 +268,94 @@ fn kill_9_during_start_then_cleanup_leaves_nothing() {
     victim.wait().unwrap();
     // Whatever the engine was doing when the CLI died has landed.
     std::thread::sleep(Duration::from_secs(2));
+    let out = home.cmd().args(["cleanup", "--yes"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(leftovers(&label), Vec::<String>::new(), "{stdout}");
+}
+
+/// The engine restarted under a running bottle: the CLI stops with a clear
+/// error that names the engine and says how to clean up, prints no secret,
+/// and `cleanup` afterwards leaves nothing. The test stops and restarts
+/// dockerd, so it runs only where the suite owns the engine (`CI=true`, or
+/// `BOT_BOTTLE_TEST_RESTART_ENGINE=1`) and reports SKIP elsewhere.
+#[test]
+fn an_engine_restart_under_a_bottle_is_reported_and_cleaned_up() {
+    if crate::common::docker_missing().is_some() {
+        return;
+    }
+    let owned = std::env::var("CI").as_deref() == Ok("true")
+        || std::env::var("BOT_BOTTLE_TEST_RESTART_ENGINE").as_deref() == Ok("1");
+    if !owned {
+        println!(
+            "SKIP: restarting the Docker engine is only done under CI=true or BOT_BOTTLE_TEST_RESTART_ENGINE=1"
+        );
+        return;
+    }
+    let egress = fixtures();
+    let _engine = crate::common::engine_lock()
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
+    let home = Home::new();
+    home.bottle(
+        "sleepy",
+        &format!(
+            "image: {IMAGE}\nagent_provider:\n  template: command\n  settings: {{command: [/agent, sleep, \"120\"], user: \"1000:1000\"}}\negress:\n  routes:\n    - host: api.example.test\n      auth: {{scheme: Bearer, token_ref: RESTART_TOKEN}}"
+        ),
+    )
+    .agent("sleeper", "bottle: sleepy", "");
+    let label = unique("restart");
+    let secret = "sk-restart-secret-4f1e2d";
+    let mut cli = start(&home, &label, egress)
+        .env("RESTART_TOKEN", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_running(&label);
+
+    let pid = String::from_utf8(
+        Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let pid = pid
+        .split_whitespace()
+        .next()
+        .expect("a dockerd process")
+        .to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "dockerd did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let restarted = Command::new(workspace_root().join("scripts/ensure-docker.sh"))
+        .status()
+        .unwrap();
+    assert!(restarted.success(), "the engine did not come back");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cli.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the CLI hung after the engine went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = cli.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("Docker engine"), "{stderr}");
+    assert!(
+        stderr.contains("bot-bottle cleanup") || stderr.contains("were removed"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+
     let out = home.cmd().args(["cleanup", "--yes"]).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
