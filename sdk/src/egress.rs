@@ -238,6 +238,45 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// The environment that points an agent at its bottle's egress proxy and
+/// makes it trust the bottle's CA: the proxy variables in both cases (some
+/// tools read only one), `NO_PROXY` for loopback, the CA *bundle* (system
+/// roots plus the bottle's CA) for OpenSSL, curl, Python, git and Codex, and
+/// the CA certificate alone for Node, which appends it to its own roots.
+///
+/// Every backend sets exactly these, so agents behave the same on each.
+pub fn agent_proxy_env(
+    proxy_url: &str,
+    ca_bundle_path: &str,
+    ca_cert_path: &str,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for k in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        env.insert(k.to_string(), proxy_url.to_string());
+    }
+    for k in ["NO_PROXY", "no_proxy"] {
+        env.insert(k.to_string(), "localhost,127.0.0.1,::1".to_string());
+    }
+    for k in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "CODEX_CA_CERTIFICATE",
+        "GIT_SSL_CAINFO",
+    ] {
+        env.insert(k.to_string(), ca_bundle_path.to_string());
+    }
+    env.insert("NODE_EXTRA_CA_CERTS".to_string(), ca_cert_path.to_string());
+    env
+}
+
 /// The name of the `N`th egress slot.
 pub fn token_slot_name(n: usize) -> String {
     format!("EGRESS_TOKEN_{n}")

@@ -429,30 +429,13 @@ fn agent_body(
 ) -> ContainerCreateBody {
     let proxy = format!("http://{proxy_ip}:{PROXY_PORT}");
     let mut env: BTreeMap<String, String> = req.env.clone();
-    for k in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        env.insert(k.into(), proxy.clone());
-    }
-    for k in ["NO_PROXY", "no_proxy"] {
-        env.insert(k.into(), "localhost,127.0.0.1,::1".into());
-    }
+    env.extend(bot_bottle_sdk::egress::agent_proxy_env(
+        &proxy,
+        CA_BUNDLE_PATH,
+        CA_CERT_PATH,
+    ));
     env.insert("BOT_BOTTLE_PROXY".into(), proxy.clone());
     env.insert("BOT_BOTTLE_ID".into(), req.bottle.id.clone());
-    for k in [
-        "SSL_CERT_FILE",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "CODEX_CA_CERTIFICATE",
-    ] {
-        env.insert(k.into(), CA_BUNDLE_PATH.into());
-    }
-    env.insert("NODE_EXTRA_CA_CERTS".into(), CA_CERT_PATH.into());
 
     let mut mounts = vec![bind(resolv, "/etc/resolv.conf", true)];
     if let Some(ws) = &req.workspace {

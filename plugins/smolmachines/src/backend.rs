@@ -667,30 +667,11 @@ fn mount_spec(source: &Path, target: &str, ro: bool) -> String {
 /// proxy and CA settings. Never an egress token.
 pub fn guest_env(req: &LaunchRequest) -> BTreeMap<String, String> {
     let mut env = req.env.clone();
-    let proxy = format!("http://{GUEST_PROXY_ADDR}");
-    for k in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        env.insert(k.into(), proxy.clone());
-    }
-    for k in ["NO_PROXY", "no_proxy"] {
-        env.insert(k.into(), "localhost,127.0.0.1,::1".into());
-    }
-    for k in [
-        "SSL_CERT_FILE",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "CODEX_CA_CERTIFICATE",
-        "GIT_SSL_CAINFO",
-    ] {
-        env.insert(k.into(), GUEST_CA_BUNDLE.into());
-    }
-    env.insert("NODE_EXTRA_CA_CERTS".into(), GUEST_CA_CERT.into());
+    env.extend(bot_bottle_sdk::egress::agent_proxy_env(
+        &format!("http://{GUEST_PROXY_ADDR}"),
+        GUEST_CA_BUNDLE,
+        GUEST_CA_CERT,
+    ));
     env
 }
 
