@@ -152,3 +152,12 @@ pub fn engine_lock() -> &'static std::sync::RwLock<()> {
     static LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
     &LOCK
 }
+
+/// The engine for a test that uses it without restarting it: `None` (after
+/// `SKIP:`, or a panic under `CI=true`) when there is none.
+pub fn shared_engine() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+    if docker_missing().is_some() {
+        return None;
+    }
+    Some(engine_lock().read().unwrap_or_else(|e| e.into_inner()))
+}

@@ -64,12 +64,9 @@ fn leftovers() -> Vec<String> {
 
 #[test]
 fn docker_passes_every_conformance_check() {
-    if crate::common::docker_missing().is_some() {
+    let Some(_engine) = crate::common::shared_engine() else {
         return;
-    }
-    let _engine = crate::common::engine_lock()
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
+    };
     crate::common::fixture_plugins();
     static_build(&[
         "bot-bottle-egress",

@@ -140,12 +140,9 @@ fn start(home: &Home, label: &str, egress: &PathBuf) -> Command {
 
 #[test]
 fn a_finished_session_leaves_nothing_behind() {
-    if crate::common::docker_missing().is_some() {
+    let Some(_engine) = crate::common::shared_engine() else {
         return;
-    }
-    let _engine = crate::common::engine_lock()
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
+    };
     let egress = fixtures();
     let home = home_with_sleeper(1);
     let label = unique("done");
@@ -161,12 +158,9 @@ fn a_finished_session_leaves_nothing_behind() {
 
 #[test]
 fn ctrl_c_tears_the_bottle_down() {
-    if crate::common::docker_missing().is_some() {
+    let Some(_engine) = crate::common::shared_engine() else {
         return;
-    }
-    let _engine = crate::common::engine_lock()
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
+    };
     let egress = fixtures();
     let home = home_with_sleeper(120);
     let label = unique("int");
@@ -194,12 +188,9 @@ fn ctrl_c_tears_the_bottle_down() {
 
 #[test]
 fn kill_9_then_cleanup_leaves_nothing_and_spares_live_bottles() {
-    if crate::common::docker_missing().is_some() {
+    let Some(_engine) = crate::common::shared_engine() else {
         return;
-    }
-    let _engine = crate::common::engine_lock()
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
+    };
     let egress = fixtures();
     let home = home_with_sleeper(120);
     let killed = unique("k9");
@@ -240,12 +231,9 @@ fn kill_9_then_cleanup_leaves_nothing_and_spares_live_bottles() {
 
 #[test]
 fn kill_9_during_start_then_cleanup_leaves_nothing() {
-    if crate::common::docker_missing().is_some() {
+    let Some(_engine) = crate::common::shared_engine() else {
         return;
-    }
-    let _engine = crate::common::engine_lock()
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
+    };
     let egress = fixtures();
     let home = home_with_sleeper(120);
     let label = unique("k9start");
