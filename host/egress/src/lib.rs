@@ -17,6 +17,7 @@ use std::time::Duration;
 pub mod addr;
 pub mod dns;
 mod error;
+pub mod gate;
 pub mod io;
 pub mod log;
 mod mem;

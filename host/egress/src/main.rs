@@ -28,6 +28,21 @@ enum Cmd {
         /// ADDR:PORT of the proxy.
         addr: String,
     },
+    /// Run COMMAND once the bottle is ready (the agent container's entrypoint).
+    Gate {
+        /// ADDR:PORT of the proxy, as the agent reaches it.
+        #[arg(long)]
+        proxy: String,
+        /// Wait for this file too (the host's last provisioned file).
+        #[arg(long)]
+        marker: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        within: u64,
+        /// The agent's command and arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -71,7 +86,29 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match Cli::parse().cmd {
+        // No runtime for the gate: it execs the agent's command.
+        Cmd::Gate {
+            proxy,
+            marker,
+            within,
+            command,
+        } => {
+            let gate = bot_bottle_egress::gate::Gate {
+                proxy,
+                marker,
+                within: Duration::from_secs(within),
+                command,
+            };
+            let (code, why) = bot_bottle_egress::gate::run(&gate);
+            eprintln!("bot-bottle: {why}");
+            ExitCode::from(code)
+        }
+        cmd => with_runtime(cmd),
+    }
+}
+
+fn with_runtime(cmd: Cmd) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,7 +119,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.cmd {
+    match cmd {
         Cmd::Probe { addr } => {
             if rt.block_on(bot_bottle_egress::probe(&addr, Duration::from_secs(3))) {
                 ExitCode::SUCCESS
@@ -90,6 +127,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Cmd::Gate { .. } => ExitCode::from(2),
         Cmd::Run(a) => {
             let a = *a;
             let ca = match (a.ca_cert, a.ca_key) {
