@@ -22,7 +22,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::addr::is_non_public;
 use crate::policy::Policy;
-use crate::target::{parse_authority, Scheme};
+use crate::target::{parse_authority, Scheme, Target};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -243,7 +243,31 @@ impl Connector {
         let auth = uri.authority().ok_or(ConnectError::BadUri)?;
         let (host, port) = parse_authority(auth.as_str(), Some(scheme.default_port()))
             .ok_or(ConnectError::BadUri)?;
-        let ips = self.resolver.permitted(&host, port, scheme).await?;
+        let tcp = self.tcp(&host, port, scheme).await?;
+        match scheme {
+            Scheme::Http => Ok(TokioIo::new(Upstream::Plain(tcp))),
+            Scheme::Https => {
+                let name = ServerName::try_from(host.clone()).map_err(|_| ConnectError::BadUri)?;
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, tcp))
+                    .await
+                    .map_err(|_| ConnectError::Tls {
+                        host: host.clone(),
+                        source: io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"),
+                    })?
+                    .map_err(|source| ConnectError::Tls { host, source })?;
+                Ok(TokioIo::new(Upstream::Tls(Box::new(tls))))
+            }
+        }
+    }
+
+    /// A plain TCP connection to a target (the lean plain-HTTP path): the
+    /// same resolution, address check and `TCP_NODELAY` as every upstream.
+    pub async fn connect_plain(&self, target: &Target) -> Result<TcpStream, ConnectError> {
+        self.tcp(&target.host, target.port, target.scheme).await
+    }
+
+    async fn tcp(&self, host: &str, port: u16, scheme: Scheme) -> Result<TcpStream, ConnectError> {
+        let ips = self.resolver.permitted(host, port, scheme).await?;
         let mut last_err = None;
         let mut stream = None;
         for ip in ips {
@@ -266,25 +290,16 @@ impl Connector {
             Some(s) => s,
             None => {
                 let (addr, source) = last_err.ok_or(ConnectError::BadUri)?;
-                return Err(ConnectError::Connect { host, addr, source });
+                return Err(ConnectError::Connect {
+                    host: host.to_owned(),
+                    addr,
+                    source,
+                });
             }
         };
         // Small request/response exchanges must not wait on Nagle.
         let _ = tcp.set_nodelay(true);
-        match scheme {
-            Scheme::Http => Ok(TokioIo::new(Upstream::Plain(tcp))),
-            Scheme::Https => {
-                let name = ServerName::try_from(host.clone()).map_err(|_| ConnectError::BadUri)?;
-                let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, tcp))
-                    .await
-                    .map_err(|_| ConnectError::Tls {
-                        host: host.clone(),
-                        source: io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"),
-                    })?
-                    .map_err(|source| ConnectError::Tls { host, source })?;
-                Ok(TokioIo::new(Upstream::Tls(Box::new(tls))))
-            }
-        }
+        Ok(tcp)
     }
 }
 

@@ -101,6 +101,12 @@ impl Route {
         self.matches.is_empty() || self.matches.iter().any(|m| m.allows(method, path, headers))
     }
 
+    /// Whether [`Route::allows`] reads request headers (some `matches`
+    /// entry has header conditions); when not, an empty map may be passed.
+    pub fn needs_headers(&self) -> bool {
+        self.matches.iter().any(|m| !m.headers.is_empty())
+    }
+
     /// The `Authorization` value to inject, if the route has `auth`.
     pub fn auth_header(&self) -> Option<&HeaderValue> {
         self.auth_header.as_ref()

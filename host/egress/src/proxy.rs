@@ -24,7 +24,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::io::{Activity, FrameWatch, Tracked, Watched};
+use crate::io::{Activity, FrameWatch, Rewind, Tracked, Watched};
 use crate::log::{Kind, Logger};
 use crate::mem::Churn;
 use crate::net::{ConnectError, Connector, Resolver};
@@ -65,12 +65,13 @@ impl Default for Limits {
 
 /// What every connection shares.
 pub struct Shared {
-    policy: Arc<Policy>,
+    pub(crate) policy: Arc<Policy>,
     ca: CertAuthority,
     resolver: Arc<Resolver>,
+    pub(crate) connector: Connector,
     client: Client<Connector, Incoming>,
-    log: Arc<Logger>,
-    limits: Limits,
+    pub(crate) log: Arc<Logger>,
+    pub(crate) limits: Limits,
     churn: Arc<Churn>,
 }
 
@@ -90,11 +91,12 @@ impl Shared {
             .pool_max_idle_per_host(256)
             .pool_timer(TokioTimer::new())
             .set_host(false)
-            .build(connector);
+            .build(connector.clone());
         Ok(Shared {
             policy,
             ca,
             resolver,
+            connector,
             client,
             log,
             limits,
@@ -108,10 +110,10 @@ impl Shared {
     }
 }
 
-struct ConnCtx {
-    shared: Arc<Shared>,
+pub(crate) struct ConnCtx {
+    pub(crate) shared: Arc<Shared>,
     peer: SocketAddr,
-    act: Arc<Activity>,
+    pub(crate) act: Arc<Activity>,
     _slot: Slot,
 }
 
@@ -213,28 +215,44 @@ async fn serve_http(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
         act: act.clone(),
         _slot: slot,
     });
+    let work = async {
+        // Plain-HTTP forwarding takes the lean path; the first request it
+        // does not take moves the connection to hyper, bytes and all.
+        let mut tcp = tcp;
+        let mut buf = Vec::new();
+        if let crate::lean::Outcome::HandOff = crate::lean::serve(&ctx, &mut tcp, &mut buf).await {
+            serve_hyper(Rewind::new(buf, tcp), ctx.clone()).await
+        }
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = act.expired(limits.idle_timeout, limits.total_timeout) => {}
+    }
+}
+
+async fn serve_hyper(tcp: Rewind<TcpStream>, ctx: Arc<ConnCtx>) {
+    let limits = &ctx.shared.limits;
     let watch = FrameWatch::new(limits.max_header_bytes.max(8192));
     let ambiguous = watch.ambiguous.clone();
-    let io = TokioIo::new(Watched::new(Tracked::new(tcp, act.clone()), watch));
+    let io = TokioIo::new(Watched::new(Tracked::new(tcp, ctx.act.clone()), watch));
     let svc_ctx = ctx.clone();
     let svc = service_fn(move |req| {
         let c = svc_ctx.clone();
         let a = ambiguous.clone();
         async move { Ok::<_, Infallible>(handle(req, c, None, a).await) }
     });
-    let conn = http1(&limits).serve_connection(io, svc).with_upgrades();
-    tokio::select! {
-        _ = conn => {}
-        _ = act.expired(limits.idle_timeout, limits.total_timeout) => {}
-    }
+    let _ = http1(limits)
+        .serve_connection(io, svc)
+        .with_upgrades()
+        .await;
 }
 
 /// Facts about a request for its log line; gathered only at the log
 /// levels that write them.
-struct Seen {
-    method: Method,
-    path: String,
-    started: Option<Instant>,
+pub(crate) struct Seen {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) started: Option<Instant>,
 }
 
 impl Seen {
@@ -259,6 +277,19 @@ impl ConnCtx {
         status: StatusCode,
         reason: &str,
     ) -> Response<Body> {
+        self.log_refusal(seen, target, status, reason);
+        let close = status == StatusCode::BAD_REQUEST;
+        text_response(status, &format!("bot-bottle egress: {reason}\n"), close)
+    }
+
+    /// The log line of a refusal.
+    pub(crate) fn log_refusal(
+        &self,
+        seen: &Seen,
+        target: Option<&Target>,
+        status: StatusCode,
+        reason: &str,
+    ) {
         self.shared.log.write(
             Kind::Deny,
             json!({
@@ -270,11 +301,9 @@ impl ConnCtx {
                 "reason": reason,
             }),
         );
-        let close = status == StatusCode::BAD_REQUEST;
-        text_response(status, &format!("bot-bottle egress: {reason}\n"), close)
     }
 
-    fn allowed(
+    pub(crate) fn allowed(
         &self,
         seen: &Seen,
         target: &Target,
@@ -699,7 +728,7 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a path has a `.` or `..` segment, also spelled with `%2e`.
-fn has_dot_segment(path: &str) -> bool {
+pub(crate) fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|seg| {
         // Each dot is `.` or `%2e` (any case); one or two of them and
         // nothing else is a dot segment.

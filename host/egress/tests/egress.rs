@@ -1196,3 +1196,383 @@ mod logging {
         assert!(!log.contains("placeholder-from-the-agent"));
     }
 }
+
+/// Plain-HTTP forwarding on one client connection: the lean path, its
+/// upstream keep-alive connection, and the hand-over to the full path.
+mod keepalive {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one response (Content-Length or chunked framing) from `s`,
+    /// leaving anything after it in `buf`. Returns the head and the body.
+    async fn response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (String, Vec<u8>) {
+        async fn fill(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) {
+            let mut b = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(
+                n > 0,
+                "connection closed early; have {:?}",
+                String::from_utf8_lossy(buf)
+            );
+            buf.extend_from_slice(&b[..n]);
+        }
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            fill(s, buf).await;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end);
+        let lower = head.to_ascii_lowercase();
+        let mut body = Vec::new();
+        if let Some(cl) = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+        {
+            let n: usize = cl.trim().parse().unwrap();
+            while buf.len() < n {
+                fill(s, buf).await;
+            }
+            body = buf.drain(..n).collect();
+        } else if lower.contains("transfer-encoding: chunked") {
+            loop {
+                let line_end = loop {
+                    if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                        break i;
+                    }
+                    fill(s, buf).await;
+                };
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16)
+                        .unwrap();
+                while buf.len() < line_end + 2 + size + 2 {
+                    fill(s, buf).await;
+                }
+                body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+                buf.drain(..line_end + 2 + size + 2);
+                if size == 0 {
+                    break;
+                }
+            }
+        }
+        (head, body)
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_switch_target_and_hand_over_on_one_connection() {
+        let up = upstream(&["api.github.com"]).await;
+        let eg = start(&policy(&up), &[]);
+        let p = up.plain_port;
+        let mut s = tokio::net::TcpStream::connect(eg.addr).await.unwrap();
+        // Injected route, then a route without auth, then the first one
+        // again, then a host without a route (the full path refuses it),
+        // then an allowed one after the hand-over: all in one write.
+        let reqs = format!(
+            "GET http://api.github.com:{p}/a HTTP/1.1\r\nHost: api.github.com:{p}\r\nAuthorization: {AGENT_FAKE}\r\n\r\n\
+             POST http://uploads.example.net:{p}/b HTTP/1.1\r\nAuthorization: Bearer own\r\nContent-Length: 5\r\n\r\nhello\
+             GET http://api.github.com:{p}/c HTTP/1.1\r\n\r\n\
+             GET http://evil.example.org:{p}/d HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n\
+             GET http://uploads.example.net:{p}/e HTTP/1.1\r\n\r\n"
+        );
+        s.write_all(reqs.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut codes = Vec::new();
+        for _ in 0..5 {
+            let (head, body) = response(&mut s, &mut buf).await;
+            codes.push(head[9..12].to_owned());
+            if head.starts_with("HTTP/1.1 403") {
+                let body = String::from_utf8_lossy(&body);
+                assert!(
+                    body.contains("`evil.example.org` has no egress route"),
+                    "{body}"
+                );
+            } else {
+                assert_eq!(body, b"ok", "{head}");
+            }
+        }
+        assert_eq!(codes, ["200", "200", "200", "403", "200"]);
+        let seen = up.requests();
+        let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/a", "/b", "/c", "/e"],
+            "nothing reached the upstream for /d"
+        );
+        let token = format!("token {GITHUB_TOKEN}");
+        assert_eq!(seen[0].header("authorization").as_deref(), Some(&*token));
+        assert_eq!(seen[0].headers.get_all("authorization").iter().count(), 1);
+        assert_eq!(
+            seen[1].header("authorization").as_deref(),
+            Some("Bearer own")
+        );
+        assert_eq!(
+            seen[1].header("host").unwrap(),
+            format!("uploads.example.net:{p}")
+        );
+        assert_eq!(seen[2].header("authorization").as_deref(), Some(&*token));
+        assert_eq!(
+            seen[2].header("host").unwrap(),
+            format!("api.github.com:{p}")
+        );
+        assert!(seen[3].header("authorization").is_none());
+        eg.assert_log_clean();
+        let log = eg.log();
+        assert_eq!(log.matches("\"event\":\"allow\"").count(), 4, "{log}");
+        assert_eq!(log.matches("\"event\":\"deny\"").count(), 1, "{log}");
+    }
+
+    #[tokio::test]
+    async fn host_mismatch_after_a_lean_request_is_still_refused() {
+        let up = upstream(&["api.github.com"]).await;
+        let eg = start(&policy(&up), &[]);
+        let p = up.plain_port;
+        let mut s = tokio::net::TcpStream::connect(eg.addr).await.unwrap();
+        let mut buf = Vec::new();
+        s.write_all(format!("GET http://api.github.com:{p}/a HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (head, _) = response(&mut s, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        // The bypass from the issue, on a connection that already has an
+        // upstream connection to the allowed host.
+        s.write_all(
+            format!(
+                "GET http://evil.example.org:{p}/x HTTP/1.1\r\nHost: api.github.com:{p}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (head, _) = response(&mut s, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+        assert_eq!(up.requests().len(), 1);
+    }
+
+    /// A plain upstream that answers each request with `ok` and then closes
+    /// without saying so (no `Connection: close`), as a server restarting or
+    /// timing out an idle connection does. Returns its port and the number
+    /// of requests it answered.
+    async fn closing_upstream() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = n.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    continue;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut b).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&b[..n]),
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                    // Let the proxy see the response before the close, then close.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                });
+            }
+        });
+        (port, n)
+    }
+
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn upstream_closing_between_requests_is_redialled() {
+        let (port, answered) = closing_upstream().await;
+        let pol = serde_json::json!({
+            "version": 1, "log": 2,
+            "routes": [{"host": "flaky.example.net", "port": port, "allow_private": true}],
+            "resolve_overrides": {"flaky.example.net": "127.0.0.1"},
+        });
+        let eg = start(&pol, &[]);
+        let mut s = tokio::net::TcpStream::connect(eg.addr).await.unwrap();
+        let mut buf = Vec::new();
+        for i in 0..4 {
+            s.write_all(
+                format!("GET http://flaky.example.net:{port}/{i} HTTP/1.1\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let (head, body) = response(&mut s, &mut buf).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
+            assert_eq!(body, b"ok");
+            // Sometimes before, sometimes after the upstream's close.
+            tokio::time::sleep(Duration::from_millis(if i % 2 == 0 { 100 } else { 0 })).await;
+        }
+        assert_eq!(answered.load(Ordering::SeqCst), 4);
+        eg.assert_log_clean();
+    }
+
+    #[tokio::test]
+    async fn chunked_request_body_arrives_whole_and_reframed() {
+        // An upstream that echoes the body it decoded and the framing
+        // headers it saw.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = l.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    use http_body_util::BodyExt;
+                    let svc = hyper::service::service_fn(
+                        |req: http::Request<hyper::body::Incoming>| async move {
+                            let te = req
+                                .headers()
+                                .get("transfer-encoding")
+                                .map(|v| v.to_str().unwrap().to_owned())
+                                .unwrap_or_default();
+                            let cl = req.headers().contains_key("content-length");
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .header("x-te", te)
+                                    .header("x-cl", cl.to_string())
+                                    .body(http_body_util::Full::new(body))
+                                    .unwrap(),
+                            )
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        let pol = serde_json::json!({
+            "version": 1, "log": 2,
+            "routes": [{"host": "echo.example.net", "port": port, "allow_private": true}],
+            "resolve_overrides": {"echo.example.net": "127.0.0.1"},
+        });
+        let eg = start(&pol, &[]);
+        // curl streams stdin as chunked.
+        let big: String = (0..20_000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let mut child = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-D", "-", "--proxy"])
+            .arg(eg.url())
+            .args(["-H", "Transfer-Encoding: chunked", "--data-binary", "@-"])
+            .arg(format!("http://echo.example.net:{port}/up"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = big.clone();
+        tokio::spawn(async move {
+            for part in data.as_bytes().chunks(7_000) {
+                stdin.write_all(part).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        });
+        let out = child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("x-te: chunked"), "{head}");
+        assert!(lower.contains("x-cl: false"), "{head}");
+        assert_eq!(body, big);
+
+        // A chunked body with a bare-LF chunk line is not forwarded as is:
+        // the connection is closed, and nothing of it reaches the upstream
+        // in the client's spelling.
+        let answer = raw(
+            &eg,
+            format!(
+                "POST http://echo.example.net:{port}/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(!answer.contains("abc"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn plain_sse_streams_and_websocket_upgrade_follows_a_lean_request() {
+        let up = upstream(&["api.github.com"]).await;
+        let eg = start(&policy(&up), &[]);
+        let p = up.plain_port;
+        let mut s = tokio::net::TcpStream::connect(eg.addr).await.unwrap();
+        let mut buf = Vec::new();
+        // SSE on the lean path: the first event arrives long before the
+        // last one is sent (events are 400 ms apart).
+        let t0 = Instant::now();
+        s.write_all(format!("GET http://api.github.com:{p}/sse HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut b = [0u8; 4096];
+        loop {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&b[..n]);
+            if buf.windows(7).any(|w| w == b"data: 0") {
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_millis(350),
+            "{:?}",
+            t0.elapsed()
+        );
+        while !buf.ends_with(b"0\r\n\r\n") {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&b[..n]);
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(800));
+        buf.clear();
+        // Then a WebSocket upgrade on the same connection: handed to the
+        // full path, credential injected on the handshake.
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        s.write_all(
+            format!(
+                "GET http://api.github.com:{p}/ws HTTP/1.1\r\nHost: api.github.com:{p}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nAuthorization: {AGENT_FAKE}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (head, _) = response(&mut s, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            s,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await;
+        use futures_util::{SinkExt, StreamExt};
+        ws.send(tokio_tungstenite::tungstenite::Message::text("hi"))
+            .await
+            .unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), "hi");
+        let seen = up.requests();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[1].header("authorization").unwrap(),
+            format!("token {GITHUB_TOKEN}")
+        );
+        eg.assert_log_clean();
+    }
+}
