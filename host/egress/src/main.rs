@@ -80,6 +80,9 @@ struct RunArgs {
     /// Close any client connection after this many seconds.
     #[arg(long, default_value_t = Limits::default().total_timeout.as_secs())]
     total_timeout_secs: u64,
+    /// Worker threads serving connections (default: the CPUs available).
+    #[arg(long, default_value_t = Limits::default().workers)]
+    workers: usize,
     /// Largest request head in bytes (at least 8192).
     #[arg(long, default_value_t = Limits::default().max_header_bytes)]
     max_header_bytes: usize,
@@ -109,7 +112,9 @@ fn main() -> ExitCode {
 }
 
 fn with_runtime(cmd: Cmd) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // The proxy's other workers start their own single-threaded runtimes
+    // (see `Limits::workers`); this one accepts and is a worker too.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -147,6 +152,7 @@ fn with_runtime(cmd: Cmd) -> ExitCode {
                     idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
                     total_timeout: Duration::from_secs(a.total_timeout_secs.max(1)),
                     max_connections: a.max_connections.max(1),
+                    workers: a.workers.max(1),
                     ..Limits::default()
                 },
             };

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::io::{Activity, FrameWatch, Rewind, Tracked, Watched};
 use crate::log::{Kind, Logger};
@@ -47,8 +47,12 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A connection is closed after this long, whatever it does.
     pub total_timeout: Duration,
-    /// Concurrent client connections; more are answered 503.
+    /// Concurrent client connections (over all workers); more are answered 503.
     pub max_connections: usize,
+    /// Threads serving connections, each with its own single-threaded
+    /// runtime: a connection, its upstream leg and its timers stay on one
+    /// thread, so a request costs no cross-thread wake-up.
+    pub workers: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             total_timeout: Duration::from_secs(6 * 3600),
             max_connections: 4096,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -66,7 +71,8 @@ impl Default for Limits {
 /// What every connection shares.
 pub struct Shared {
     pub(crate) policy: Arc<Policy>,
-    ca: CertAuthority,
+    ca: Arc<CertAuthority>,
+    tls: Arc<rustls::ClientConfig>,
     resolver: Arc<Resolver>,
     pub(crate) connector: Connector,
     client: Client<Connector, Incoming>,
@@ -83,25 +89,58 @@ impl Shared {
         log: Arc<Logger>,
         limits: Limits,
     ) -> Result<Shared, crate::EgressError> {
-        let resolver = Arc::new(Resolver::new(policy.clone()));
         let tls = crate::tls::client_config(&policy.extra_roots_pem)?;
-        let connector = Connector::new(resolver.clone(), tls);
+        Ok(Shared::with(
+            policy,
+            Arc::new(ca),
+            tls,
+            log,
+            limits,
+            Arc::new(Churn::default()),
+        ))
+    }
+
+    fn with(
+        policy: Arc<Policy>,
+        ca: Arc<CertAuthority>,
+        tls: Arc<rustls::ClientConfig>,
+        log: Arc<Logger>,
+        limits: Limits,
+        churn: Arc<Churn>,
+    ) -> Shared {
+        let resolver = Arc::new(Resolver::new(policy.clone()));
+        let connector = Connector::new(resolver.clone(), tls.clone());
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .pool_timer(TokioTimer::new())
             .set_host(false)
             .build(connector.clone());
-        Ok(Shared {
+        Shared {
             policy,
             ca,
+            tls,
             resolver,
             connector,
             client,
             log,
             limits,
-            churn: Arc::new(Churn::default()),
-        })
+            churn,
+        }
+    }
+
+    /// The same policy, CA, logger and limits with a worker's own resolver
+    /// and upstream connection pool (their tasks and sockets belong to the
+    /// worker's runtime).
+    fn for_worker(&self) -> Shared {
+        Shared::with(
+            self.policy.clone(),
+            self.ca.clone(),
+            self.tls.clone(),
+            self.log.clone(),
+            self.limits.clone(),
+            self.churn.clone(),
+        )
     }
 
     /// The logger.
@@ -122,18 +161,71 @@ pub(crate) struct ConnCtx {
 struct Slot {
     _permit: OwnedSemaphorePermit,
     churn: Arc<Churn>,
+    /// The serving worker's count of open connections.
+    load: Arc<AtomicUsize>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.load.fetch_sub(1, Ordering::Relaxed);
         self.churn.closed();
     }
 }
 
-/// Accepts connections until the listener fails for good.
+/// A connection handed to another worker thread.
+type Handoff = (std::net::TcpStream, SocketAddr, Slot);
+
+/// Starts a worker thread with its own single-threaded runtime; it serves
+/// the connections sent to it until the sender is dropped.
+fn spawn_worker(
+    i: usize,
+    shared: Arc<Shared>,
+) -> std::io::Result<tokio::sync::mpsc::UnboundedSender<Handoff>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Handoff>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("egress-worker-{i}"))
+        .spawn(move || {
+            rt.block_on(async move {
+                while let Some((tcp, peer, slot)) = rx.recv().await {
+                    match TcpStream::from_std(tcp) {
+                        Ok(tcp) => {
+                            tokio::spawn(serve_conn(tcp, peer, shared.clone(), slot));
+                        }
+                        Err(e) => shared.log.write(
+                            Kind::Warn,
+                            json!({"reason": format!("cannot register connection: {e}")}),
+                        ),
+                    }
+                }
+            });
+            // Dropping the runtime here ends the worker's connections.
+        })?;
+    Ok(tx)
+}
+
+/// Accepts connections until the listener fails for good (or the future is
+/// dropped, which also stops the worker threads). Each connection goes to
+/// the worker (this runtime's thread is one) serving the fewest.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
     tokio::spawn(shared.churn.clone().trim_when_quiet());
+    let local_load = Arc::new(AtomicUsize::new(0));
+    let mut others = Vec::new();
+    for i in 1..shared.limits.workers.max(1) {
+        match spawn_worker(i, Arc::new(shared.for_worker())) {
+            Ok(tx) => others.push((tx, Arc::new(AtomicUsize::new(0)))),
+            Err(e) => {
+                shared.log.write(
+                    Kind::Warn,
+                    json!({"reason": format!("cannot start worker thread: {e}")}),
+                );
+                break;
+            }
+        }
+    }
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -149,11 +241,38 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let _ = tcp.set_nodelay(true);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
+                let least = others
+                    .iter()
+                    .min_by_key(|(_, load)| load.load(Ordering::Relaxed))
+                    .filter(|(_, load)| {
+                        load.load(Ordering::Relaxed) < local_load.load(Ordering::Relaxed)
+                    });
+                let (load, worker) = match least {
+                    Some((tx, load)) => (load.clone(), Some(tx)),
+                    None => (local_load.clone(), None),
+                };
+                load.fetch_add(1, Ordering::Relaxed);
                 let slot = Slot {
                     _permit: permit,
                     churn: shared.churn.clone(),
+                    load,
                 };
-                tokio::spawn(serve_conn(tcp, peer, shared.clone(), slot));
+                let sent = match worker {
+                    Some(tx) => match tcp.into_std() {
+                        Ok(std) => tx.send((std, peer, slot)).is_ok(),
+                        Err(_) => false,
+                    },
+                    None => {
+                        tokio::spawn(serve_conn(tcp, peer, shared.clone(), slot));
+                        true
+                    }
+                };
+                if !sent {
+                    shared.log.write(
+                        Kind::Warn,
+                        json!({"client": peer.to_string(), "reason": "a worker thread is gone; connection dropped"}),
+                    );
+                }
             }
             Err(_) => {
                 shared.log.write(
