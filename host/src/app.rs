@@ -277,9 +277,16 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
         interactive,
     );
     eprintln!("starting bottle {id} on {backend_name}");
+    // Ctrl-C (without a TTY), SIGTERM and SIGHUP tear the bottle down, also
+    // during the launch; with a TTY in raw mode Ctrl-C goes to the agent.
+    let launching = Arc::new(std::sync::Mutex::new(()));
+    let launch_guard = launching.lock().unwrap_or_else(|p| p.into_inner());
+    crate::signals::teardown_on_signal(backend.clone(), id.clone(), launching.clone());
     let summary = match backend.launch(request) {
         Ok(summary) => summary,
         Err(e) => {
+            drop(launch_guard);
+            crate::signals::yield_to_teardown();
             // The backend contract says a failed launch leaves nothing
             // behind; remove is idempotent, so make sure of it.
             let _ = backend.remove(&id);
@@ -298,14 +305,15 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
             );
         }
     };
+    drop(launch_guard);
+    crate::signals::yield_to_teardown();
     if let Some(log) = &summary.egress_log {
         eprintln!("egress log: {}", log.display());
     }
 
-    // Ctrl-C (without a TTY), SIGTERM and SIGHUP tear the bottle down; with a
-    // TTY in raw mode Ctrl-C goes to the agent instead.
-    crate::signals::teardown_on_signal(backend.clone(), id.clone());
-    let code = match backend.attach(&id, interactive) {
+    let attached = backend.attach(&id, interactive);
+    crate::signals::yield_to_teardown();
+    let code = match attached {
         Ok(code) => code,
         Err(e) => {
             let attach = redact(&format!("attaching to {id}: {e}"), &secrets);

@@ -1,6 +1,7 @@
 //! The CLI with the real Docker plugin and engine: teardown after a normal
 //! exit, after Ctrl-C, and after `kill -9` of the CLI followed by `cleanup`.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -157,19 +158,34 @@ fn a_finished_session_leaves_nothing_behind() {
 }
 
 #[test]
-fn ctrl_c_tears_the_bottle_down() {
+fn ctrl_c_tears_the_bottle_down_during_the_session_and_during_start() {
     let Some(_engine) = crate::common::shared_engine() else {
         return;
     };
     let egress = fixtures();
     let home = home_with_sleeper(120);
+
+    // During the session: the launch has reported the egress log.
     let label = unique("int");
     let mut child = start(&home, &label, egress)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_running(&label);
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.starts_with("egress log:") {
+                    break;
+                }
+            }
+            _ => panic!("the CLI ended before the bottle ran:\n{seen}"),
+        }
+    }
     // List sees it from another invocation while it runs.
     let out = home
         .cmd()
@@ -177,6 +193,30 @@ fn ctrl_c_tears_the_bottle_down() {
         .output()
         .unwrap();
     assert!(text(&out).0.contains(&label), "{}", text(&out).0);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(leftovers(&label), Vec::<String>::new());
+
+    // During the start: as soon as the launch has created something. The CLI
+    // lets the launch return, then removes all of it.
+    let label = unique("intstart");
+    let mut child = start(&home, &label, egress)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while leftovers(&label).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the launch never created anything"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
