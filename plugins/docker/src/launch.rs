@@ -1,13 +1,14 @@
-//! `launch`: networks, egress sidecar, agent container, in that order, with
-//! everything torn down when a step fails.
+//! `launch`: networks, egress sidecar and agent container, with everything
+//! torn down when a step fails.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount as DockerMount,
-    MountType, NetworkConnectRequest, NetworkCreateRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Ipam,
+    IpamConfig, Mount as DockerMount, MountType, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, UploadToContainerOptions,
@@ -21,6 +22,7 @@ use crate::files::{self, Owner};
 use crate::images;
 use crate::naming::{self, Names, ROLE_AGENT, ROLE_EGRESS};
 use crate::settings::Settings;
+use crate::subnet::{self, Block};
 
 /// Port the proxy listens on inside the bottle.
 pub const PROXY_PORT: u16 = 3128;
@@ -28,6 +30,10 @@ pub const PROXY_PORT: u16 = 3128;
 pub const CA_CERT_PATH: &str = "/usr/local/share/ca-certificates/bot-bottle-ca.crt";
 /// The image's trust roots plus the proxy's CA, in the agent container.
 pub const CA_BUNDLE_PATH: &str = "/etc/bot-bottle/ca-bundle.pem";
+/// The egress binary in the agent container, run as the gate.
+pub const GATE_PATH: &str = "/usr/local/libexec/bot-bottle/gate";
+/// The last provisioned file; its presence opens the gate.
+pub const GATE_MARKER: &str = "/etc/bot-bottle/provisioned";
 /// Where the sidecar sees its state directory.
 const SIDECAR_STATE: &str = "/state";
 /// How long the sidecar may take to answer.
@@ -164,6 +170,14 @@ fn bind(source: &Path, target: &str, read_only: bool) -> DockerMount {
 }
 
 /// Runs every launch step; the caller removes the bottle when this fails.
+///
+/// The two container starts dominate a launch, so they overlap: the internal
+/// network has a subnet we chose, the sidecar's address is known up front,
+/// and the agent container is created and started while the sidecar comes
+/// up. The agent's command still runs only once the bottle is ready: its
+/// first process is the egress binary's `gate`, which waits for the last
+/// provisioned file (uploaded once the sidecar has written its CA) and for
+/// the proxy to answer from the agent's network, then execs the command.
 pub async fn launch(
     docker: &Docker,
     settings: &Settings,
@@ -175,29 +189,34 @@ pub async fn launch(
     let state = req.state_dir.to_string_lossy().into_owned();
     let labels = |role: &str| naming::bottle_labels(&req.bottle, role, &state);
 
-    // Images first (cached after the first run); the agent image is only
-    // needed once the sidecar is up, so it is resolved alongside.
+    // Images (cached after the first run), networks and host-side state,
+    // all at once.
     let egress_image = images::ensure_egress_image(docker, binary);
     let agent_image = resolve_agent_image(docker, &req.image);
+    let internal = async {
+        create_internal_network(docker, settings, &names.internal, &req.bottle.id, labels)
+            .await
+            .map_err(|e| e.in_step("create internal network"))
+    };
+    let egress = async {
+        match &settings.egress_network {
+            Some(shared) => Ok(shared.clone()),
+            None => create_network(
+                docker,
+                &names.egress_net,
+                false,
+                labels("network-egress"),
+                None,
+            )
+            .await
+            .map(|_| names.egress_net.clone())
+            .map_err(|e| {
+                DockerError::engine(format!("creating network {}", names.egress_net), e)
+                    .in_step("create egress network")
+            }),
+        }
+    };
     let setup = async {
-        // Networks, created together.
-        let internal = async {
-            create_network(docker, &names.internal, true, labels("network-internal"))
-                .await
-                .map_err(|e| e.in_step("create internal network"))
-        };
-        let egress = async {
-            match &settings.egress_network {
-                Some(shared) => Ok(shared.clone()),
-                None => create_network(docker, &names.egress_net, false, labels("network-egress"))
-                    .await
-                    .map(|_| names.egress_net.clone())
-                    .map_err(|e| e.in_step("create egress network")),
-            }
-        };
-        let (internal, egress) = futures_util::join!(internal, egress);
-        internal?;
-        let egress_net = egress?;
         // The sidecar's state directory, shared with the host for the policy,
         // the CA certificate, the decision log and the ready marker.
         let edir = egress_dir(&req.state_dir);
@@ -209,40 +228,170 @@ pub async fn launch(
         std::fs::write(&policy_path, policy)
             .map_err(|e| DockerError::io(format!("writing {}", policy_path.display()), e))?;
         let _ = std::fs::remove_file(edir.join("ready"));
+        let _ = std::fs::remove_file(edir.join("ca.crt"));
         let sidecar_user = sidecar_user(&edir)?;
-        Ok::<_, DockerError>((egress_net, edir, sidecar_user))
+        Ok::<_, DockerError>((edir, sidecar_user))
     };
     // `join!`, not `try_join!`: a failure must not cancel a create request
     // already sent to the engine, or the resource would appear after the
     // cleanup looked for it.
-    let (egress_image, agent_image, setup) = futures_util::join!(egress_image, agent_image, setup);
-    let (egress_image, (agent_image, image_user), (egress_net, edir, sidecar_user)) =
-        (egress_image?, agent_image?, setup?);
+    let (egress_image, agent_image, internal, egress, setup) =
+        futures_util::join!(egress_image, agent_image, internal, egress, setup);
+    let (egress_image, agent_image, block, egress_net, (edir, sidecar_user)) =
+        (egress_image?, agent_image?, internal?, egress?, setup?);
     trace(t0, "images + networks");
-    let agent_user = effective_user(req, settings, &image_user);
+    let agent_user = effective_user(req, settings, &agent_image.user);
     check_user(&agent_user, settings)?;
+    let proxy_ip = block.sidecar().to_string();
 
-    // Sidecar.
+    // DNS: the agent's resolv.conf names only the sidecar's stub, which
+    // forwards nothing; Docker's embedded resolver (still reachable at
+    // 127.0.0.11) is told to forward to the stub too, never to the host's.
+    let resolv = req.state_dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!("nameserver {proxy_ip}\noptions ndots:0 attempts:1 timeout:2\n"),
+    )
+    .map_err(|e| DockerError::io(format!("writing {}", resolv.display()), e))?;
+
+    let sidecar = sidecar_body(
+        req,
+        &egress_image,
+        sidecar_user,
+        &egress_net,
+        &proxy_ip,
+        &edir,
+        labels,
+    );
+    let agent = agent_body(
+        req,
+        settings,
+        &agent_image,
+        &agent_user,
+        &block,
+        binary,
+        &resolv,
+        &names,
+        labels(ROLE_AGENT),
+    );
+    let sidecar_up = async {
+        create_container(docker, &names.egress, sidecar)
+            .await
+            .map_err(|e| e.in_step("create egress sidecar"))?;
+        connect(docker, &names.egress, &names.internal, &proxy_ip)
+            .await
+            .map_err(|e| e.in_step("wire egress sidecar"))?;
+        docker
+            .start_container(&names.egress, None)
+            .await
+            .map_err(|e| {
+                DockerError::engine(format!("starting {}", names.egress), e)
+                    .in_step("start egress sidecar")
+            })?;
+        trace(t0, "sidecar started");
+        wait_ready(docker, &names.egress, &edir).await?;
+        trace(t0, "sidecar ready");
+        Ok::<_, DockerError>(())
+    };
+    let agent_up = async {
+        create_container(docker, &names.agent, agent)
+            .await
+            .map_err(|e| e.in_step("create agent container"))?;
+        // The image's trust roots, read before anything can change them.
+        let bundle = download_file(docker, &names.agent, "/etc/ssl/certs/ca-certificates.crt")
+            .await
+            .unwrap_or_default();
+        if !req.files.is_empty() {
+            let owner = resolve_owner(docker, &names.agent, &agent_user)
+                .await
+                .map_err(|e| e.in_step("provision files"))?;
+            upload(docker, &names.agent, files::archive(&req.files, owner)?)
+                .await
+                .map_err(|e| e.in_step("provision files"))?;
+        }
+        trace(t0, "agent created, files uploaded");
+        docker
+            .start_container(&names.agent, None)
+            .await
+            .map_err(|e| {
+                DockerError::engine(format!("starting {}", names.agent), e).in_step("start agent")
+            })?;
+        trace(t0, "agent started (gated)");
+        Ok::<_, DockerError>(bundle)
+    };
+    let (sidecar_up, agent_up) = futures_util::join!(sidecar_up, agent_up);
+    sidecar_up?;
+    let mut bundle = agent_up?;
+
+    // The CA exists once the sidecar is up; it goes in last, with the marker
+    // that opens the gate.
+    let ca = std::fs::read(edir.join("ca.crt"))
+        .map_err(|e| {
+            DockerError::io(
+                format!(
+                    "reading the proxy's CA certificate {}/ca.crt",
+                    edir.display()
+                ),
+                e,
+            )
+        })
+        .map_err(|e| e.in_step("provision files"))?;
+    if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    bundle.extend_from_slice(&ca);
+    let system = vec![
+        bot_bottle_sdk::ProvisionedFile::new(CA_CERT_PATH, ca),
+        bot_bottle_sdk::ProvisionedFile::new(CA_BUNDLE_PATH, bundle),
+        bot_bottle_sdk::ProvisionedFile::new(GATE_MARKER, Vec::new()),
+    ];
+    upload(
+        docker,
+        &names.agent,
+        files::archive(&system, Owner { uid: 0, gid: 0 })?,
+    )
+    .await
+    .map_err(|e| e.in_step("provision files"))?;
+    trace(t0, "gate opened");
+    Ok(Launched {
+        proxy_ip,
+        image: agent_image.tag,
+        runtime: settings.runtime.clone().unwrap_or_else(|| "runc".into()),
+        egress_log: edir.join("egress.log"),
+    })
+}
+
+fn sidecar_body(
+    req: &LaunchRequest,
+    egress_image: &str,
+    user: String,
+    egress_net: &str,
+    proxy_ip: &str,
+    edir: &Path,
+    labels: impl Fn(&str) -> HashMap<String, String>,
+) -> ContainerCreateBody {
     let mut env: Vec<String> = Vec::new();
     for (name, value) in req.egress_env.iter() {
         // The only place a credential value leaves this process: the
         // sidecar's environment, as the egress proxy expects.
         env.push(format!("{name}={}", value.expose()));
     }
-    let listen = format!("0.0.0.0:{PROXY_PORT}");
-    let sidecar = ContainerCreateBody {
-        image: Some(egress_image.clone()),
-        user: Some(sidecar_user),
+    ContainerCreateBody {
+        image: Some(egress_image.to_string()),
+        user: Some(user),
         cmd: Some(vec![
             "run".into(),
             "--policy".into(),
             format!("{SIDECAR_STATE}/policy.json"),
+            // Only the internal network's address: nothing on the egress
+            // side (a shared network, another container) can use the proxy
+            // or its credentials.
             "--listen".into(),
-            listen,
+            format!("{proxy_ip}:{PROXY_PORT}"),
             "--ca-cert-out".into(),
             format!("{SIDECAR_STATE}/ca.crt"),
             "--dns-listen".into(),
-            "0.0.0.0:53".into(),
+            format!("{proxy_ip}:53"),
             "--log-file".into(),
             format!("{SIDECAR_STATE}/egress.log"),
             "--ready-file".into(),
@@ -255,7 +404,7 @@ pub async fn launch(
                 "CMD".into(),
                 images::EGRESS_PATH.into(),
                 "probe".into(),
-                format!("127.0.0.1:{PROXY_PORT}"),
+                format!("{proxy_ip}:{PROXY_PORT}"),
             ]),
             interval: Some(10_000_000_000),
             timeout: Some(3_000_000_000),
@@ -263,8 +412,8 @@ pub async fn launch(
             ..Default::default()
         }),
         host_config: Some(HostConfig {
-            network_mode: Some(egress_net.clone()),
-            mounts: Some(vec![bind(&edir, SIDECAR_STATE, false)]),
+            network_mode: Some(egress_net.to_string()),
+            mounts: Some(vec![bind(edir, SIDECAR_STATE, false)]),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             readonly_rootfs: Some(true),
@@ -278,124 +427,57 @@ pub async fn launch(
             ..Default::default()
         }),
         ..Default::default()
-    };
-    create_container(docker, &names.egress, sidecar)
-        .await
-        .map_err(|e| e.in_step("create egress sidecar"))?;
+    }
+}
+
+async fn connect(docker: &Docker, container: &str, network: &str, ip: &str) -> Result<()> {
     docker
         .connect_network(
-            &names.internal,
+            network,
             NetworkConnectRequest {
-                container: names.egress.clone(),
-                endpoint_config: Some(EndpointSettings::default()),
+                container: container.to_string(),
+                endpoint_config: Some(fixed_endpoint(ip)),
             },
         )
         .await
-        .map_err(|e| {
-            DockerError::engine(
-                format!("connecting {} to {}", names.egress, names.internal),
-                e,
-            )
-            .in_step("wire egress sidecar")
-        })?;
-    docker
-        .start_container(&names.egress, None)
-        .await
-        .map_err(|e| {
-            DockerError::engine(format!("starting {}", names.egress), e)
-                .in_step("start egress sidecar")
-        })?;
-    trace(t0, "sidecar started");
-    let proxy_ip = container_ip(docker, &names.egress, &names.internal)
-        .await
-        .map_err(|e| e.in_step("start egress sidecar"))?;
+        .map_err(|e| DockerError::engine(format!("connecting {container} to {network}"), e))
+}
 
-    // DNS: the agent's resolv.conf names only the sidecar's stub, which
-    // forwards nothing; Docker's embedded resolver (still reachable at
-    // 127.0.0.11) is told to forward to the stub too, never to the host's.
-    let resolv = req.state_dir.join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        format!("nameserver {proxy_ip}\noptions ndots:0 attempts:1 timeout:2\n"),
-    )
-    .map_err(|e| DockerError::io(format!("writing {}", resolv.display()), e))?;
-
-    // The agent container is created while the sidecar comes up.
-    let agent = agent_body(
-        req,
-        settings,
-        &agent_image,
-        &agent_user,
-        &proxy_ip,
-        &resolv,
-        &names,
-        labels(ROLE_AGENT),
-    );
-    let create_agent = async {
-        create_container(docker, &names.agent, agent)
-            .await
-            .map_err(|e| e.in_step("create agent container"))
-    };
-    let ready = wait_ready(docker, &names.egress, &edir);
-    trace(t0, "before agent create/ready");
-    let (created, ready) = futures_util::join!(create_agent, ready);
-    created?;
-    ready?;
-
-    trace(t0, "agent created, sidecar ready");
-    // Files: the CA (root-owned), and the provider's files (agent-owned).
-    let ca = std::fs::read(edir.join("ca.crt"))
-        .map_err(|e| {
-            DockerError::io(
-                format!(
-                    "reading the proxy's CA certificate {}/ca.crt",
-                    edir.display()
-                ),
-                e,
-            )
-        })
-        .map_err(|e| e.in_step("provision files"))?;
-    let mut bundle = download_file(docker, &names.agent, "/etc/ssl/certs/ca-certificates.crt")
-        .await
-        .unwrap_or_default();
-    if !bundle.is_empty() && !bundle.ends_with(b"\n") {
-        bundle.push(b'\n');
+fn fixed_endpoint(ip: &str) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
-    bundle.extend_from_slice(&ca);
-    let system = vec![
-        bot_bottle_sdk::ProvisionedFile::new(CA_CERT_PATH, ca.clone()),
-        bot_bottle_sdk::ProvisionedFile::new(CA_BUNDLE_PATH, bundle),
-    ];
-    upload(
-        docker,
-        &names.agent,
-        files::archive(&system, Owner { uid: 0, gid: 0 })?,
-    )
-    .await
-    .map_err(|e| e.in_step("provision files"))?;
-    if !req.files.is_empty() {
-        let owner = resolve_owner(docker, &names.agent, &agent_user)
-            .await
-            .map_err(|e| e.in_step("provision files"))?;
-        upload(docker, &names.agent, files::archive(&req.files, owner)?)
-            .await
-            .map_err(|e| e.in_step("provision files"))?;
+}
+
+/// Creates the internal network on a free block of the subnet pool.
+async fn create_internal_network(
+    docker: &Docker,
+    settings: &Settings,
+    name: &str,
+    bottle: &str,
+    labels: impl Fn(&str) -> HashMap<String, String>,
+) -> Result<Block> {
+    const ATTEMPTS: u32 = 16;
+    let mut last = None;
+    for attempt in 0..ATTEMPTS {
+        let block = settings.subnet_pool.pick(bottle, attempt);
+        match create_network(docker, name, true, labels("network-internal"), Some(&block)).await {
+            Ok(()) => return Ok(block),
+            Err(e) if subnet::is_overlap(&e) => last = Some(e.to_string()),
+            Err(e) => return Err(DockerError::engine(format!("creating network {name}"), e)),
+        }
     }
-
-    trace(t0, "files uploaded");
-    docker
-        .start_container(&names.agent, None)
-        .await
-        .map_err(|e| {
-            DockerError::engine(format!("starting {}", names.agent), e).in_step("start agent")
-        })?;
-
-    trace(t0, "agent started");
-    Ok(Launched {
-        proxy_ip,
-        image: agent_image,
-        runtime: settings.runtime.clone().unwrap_or_else(|| "runc".into()),
-        egress_log: edir.join("egress.log"),
+    Err(DockerError::Engine {
+        step: format!("creating network {name}"),
+        message: format!(
+            "no free /29 in the subnet pool after {ATTEMPTS} tries ({}); set \
+             BOT_BOTTLE_DOCKER_SUBNET_POOL to a larger or less used IPv4 range",
+            last.unwrap_or_default()
+        ),
     })
 }
 
@@ -420,13 +502,15 @@ fn is_root(user: &str) -> bool {
 fn agent_body(
     req: &LaunchRequest,
     settings: &Settings,
-    image: &str,
+    image: &AgentImage,
     user: &str,
-    proxy_ip: &str,
+    block: &Block,
+    gate: &Path,
     resolv: &Path,
     names: &Names,
     labels: HashMap<String, String>,
 ) -> ContainerCreateBody {
+    let proxy_ip = block.sidecar().to_string();
     let proxy = format!("http://{proxy_ip}:{PROXY_PORT}");
     let mut env: BTreeMap<String, String> = req.env.clone();
     env.extend(bot_bottle_sdk::egress::agent_proxy_env(
@@ -437,15 +521,31 @@ fn agent_body(
     env.insert("BOT_BOTTLE_PROXY".into(), proxy.clone());
     env.insert("BOT_BOTTLE_ID".into(), req.bottle.id.clone());
 
-    let mut mounts = vec![bind(resolv, "/etc/resolv.conf", true)];
+    let mut mounts = vec![
+        bind(resolv, "/etc/resolv.conf", true),
+        bind(gate, GATE_PATH, true),
+    ];
     if let Some(ws) = &req.workspace {
         mounts.push(bind(&ws.source, &ws.target, ws.read_only));
     }
     for m in &req.mounts {
         mounts.push(bind(&m.source, &m.target, m.read_only));
     }
+    // The gate runs first and execs the image's entrypoint with the command,
+    // as Docker would have.
+    let mut entrypoint = vec![
+        GATE_PATH.to_string(),
+        "gate".into(),
+        "--proxy".into(),
+        format!("{proxy_ip}:{PROXY_PORT}"),
+        "--marker".into(),
+        GATE_MARKER.into(),
+        "--".into(),
+    ];
+    entrypoint.extend(image.entrypoint.iter().cloned());
     ContainerCreateBody {
-        image: Some(image.to_string()),
+        image: Some(image.tag.clone()),
+        entrypoint: Some(entrypoint),
         cmd: Some(req.command.clone()),
         user: Some(user.to_string()),
         working_dir: Some(req.workdir.clone()),
@@ -457,9 +557,15 @@ fn agent_body(
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         labels: Some(labels),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                names.internal.clone(),
+                fixed_endpoint(&block.agent().to_string()),
+            )])),
+        }),
         host_config: Some(HostConfig {
             network_mode: Some(names.internal.clone()),
-            dns: Some(vec![proxy_ip.to_string()]),
+            dns: Some(vec![proxy_ip]),
             mounts: Some(mounts),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: if settings.cap_add.is_empty() {
@@ -478,8 +584,17 @@ fn agent_body(
     }
 }
 
-/// The agent image's tag and its configured default user.
-async fn resolve_agent_image(docker: &Docker, spec: &ImageSpec) -> Result<(String, String)> {
+/// The agent image as the launch needs it.
+struct AgentImage {
+    tag: String,
+    /// The image's configured user (may be empty).
+    user: String,
+    /// The image's entrypoint, run after the gate.
+    entrypoint: Vec<String>,
+}
+
+/// The agent image's tag, default user and entrypoint.
+async fn resolve_agent_image(docker: &Docker, spec: &ImageSpec) -> Result<AgentImage> {
     let tag = match spec {
         ImageSpec::Image { reference } => reference.clone(),
         ImageSpec::Dockerfile {
@@ -491,8 +606,12 @@ async fn resolve_agent_image(docker: &Docker, spec: &ImageSpec) -> Result<(Strin
     };
     match docker.inspect_image(&tag).await {
         Ok(info) => {
-            let user = info.config.and_then(|c| c.user).unwrap_or_default();
-            Ok((tag, user))
+            let config = info.config.unwrap_or_default();
+            Ok(AgentImage {
+                tag,
+                user: config.user.unwrap_or_default(),
+                entrypoint: config.entrypoint.unwrap_or_default(),
+            })
         }
         Err(e) if is_not_found(&e) => Err(DockerError::NotFound(format!(
             "agent image `{tag}` is not present in the Docker engine (bot-bottle never pulls \
@@ -509,7 +628,8 @@ async fn create_network(
     name: &str,
     internal: bool,
     labels: HashMap<String, String>,
-) -> Result<()> {
+    block: Option<&Block>,
+) -> std::result::Result<(), bollard::errors::Error> {
     let mut options = HashMap::new();
     if internal {
         // No address on the host side of the bridge: an internal network
@@ -527,11 +647,18 @@ async fn create_network(
             internal: Some(internal),
             labels: Some(labels),
             options: Some(options),
+            ipam: block.map(|b| Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(b.cidr()),
+                    gateway: Some(b.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
         .map(|_| ())
-        .map_err(|e| DockerError::engine(format!("creating network {name}"), e))
 }
 
 async fn create_container(docker: &Docker, name: &str, body: ContainerCreateBody) -> Result<()> {
@@ -546,22 +673,6 @@ async fn create_container(docker: &Docker, name: &str, body: ContainerCreateBody
         .await
         .map(|_| ())
         .map_err(|e| DockerError::engine(format!("creating container {name}"), e))
-}
-
-async fn container_ip(docker: &Docker, container: &str, network: &str) -> Result<String> {
-    let info = docker
-        .inspect_container(container, None)
-        .await
-        .map_err(|e| DockerError::engine(format!("inspecting {container}"), e))?;
-    info.network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut n| n.remove(network))
-        .and_then(|ep| ep.ip_address)
-        .filter(|ip| !ip.is_empty())
-        .ok_or_else(|| DockerError::Engine {
-            step: format!("inspecting {container}"),
-            message: format!("it has no address on network {network}"),
-        })
 }
 
 /// The sidecar's user: the caller's uid (so the state directory stays theirs),

@@ -19,6 +19,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod naming;
 pub mod settings;
+pub mod subnet;
 
 use std::io::Write;
 use std::time::Duration;

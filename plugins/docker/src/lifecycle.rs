@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum, Network};
 use bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use bot_bottle_sdk::{BottleState, BottleSummary, GcReport, GcRequest, LogsRequest};
 use futures_util::StreamExt;
 
 use crate::error::{is_not_found, DockerError, Result};
+use crate::launch::trace;
 use crate::naming::{self, Names, BACKEND, L_BACKEND, L_BOTTLE, L_MANAGED, L_ROLE};
 
 /// Everything of one bottle the engine knows about.
@@ -177,19 +178,96 @@ pub fn summarize(id: &str, found: &Found) -> BottleSummary {
 }
 
 /// Removes every resource of bottle `id`; what was removed, one line each.
+///
+/// Running containers are killed first; a stopped container no longer holds
+/// a network endpoint, so the networks (whose removal is the slow part: the
+/// engine rewrites its firewall rules) then go at the same time as the
+/// containers instead of after them.
 pub async fn remove(docker: &Docker, id: &str) -> Result<Vec<String>> {
-    let mut found = find(docker, Some(id)).await?.remove(id).unwrap_or_default();
-    let mut removed = Vec::new();
-    // Agent first, so the sidecar never outlives... nothing the agent needs.
-    found.containers.sort_by_key(|c| {
-        c.labels
-            .as_ref()
-            .and_then(|l| l.get(L_ROLE))
-            .map(String::as_str)
-            != Some(naming::ROLE_AGENT)
-    });
-    let removals = found
+    let t0 = std::time::Instant::now();
+    let found = find(docker, Some(id)).await?.remove(id).unwrap_or_default();
+    let kills = found
         .containers
+        .iter()
+        .filter(|c| running(c))
+        .filter_map(|c| c.id.as_deref())
+        .map(|cid| kill(docker, cid));
+    for r in futures_util::future::join_all(kills).await {
+        r?;
+    }
+    trace(t0, "remove: running containers killed");
+    let (containers, networks) = futures_util::join!(
+        remove_containers(docker, &found.containers),
+        remove_networks(docker, &found.networks)
+    );
+    let mut removed = containers?;
+    match networks {
+        Ok(n) => removed.extend(n),
+        // A container this lookup did not see (a launch racing the removal)
+        // still holds an endpoint: take everything again, in order.
+        Err(_) => {
+            let again = find(docker, Some(id)).await?.remove(id).unwrap_or_default();
+            removed.extend(remove_containers(docker, &again.containers).await?);
+            removed.extend(remove_networks(docker, &again.networks).await?);
+        }
+    }
+    trace(t0, "remove: containers and networks removed");
+    for v in &found.volumes {
+        match docker
+            .remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => removed.push(format!("volume {v}")),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(DockerError::engine(format!("removing volume {v}"), e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// SIGKILL, then wait until the engine has released the container.
+async fn kill(docker: &Docker, cid: &str) -> Result<()> {
+    match docker
+        .kill_container(
+            cid,
+            Some(KillContainerOptions {
+                signal: "KILL".into(),
+            }),
+        )
+        .await
+    {
+        Ok(()) => {}
+        // Gone, or already stopped (409: "is not running").
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => {}
+        Err(e) => return Err(DockerError::engine(format!("killing container {cid}"), e)),
+    }
+    let mut wait = docker.wait_container(
+        cid,
+        Some(WaitContainerOptions {
+            condition: "not-running".into(),
+        }),
+    );
+    match wait.next().await {
+        // A non-zero exit status arrives as an error; it is what a kill does.
+        None | Some(Ok(_)) | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {
+            Ok(())
+        }
+        Some(Err(e)) if is_not_found(&e) => Ok(()),
+        Some(Err(e)) => Err(DockerError::engine(
+            format!("waiting for container {cid}"),
+            e,
+        )),
+    }
+}
+
+async fn remove_containers(
+    docker: &Docker,
+    containers: &[ContainerSummary],
+) -> Result<Vec<String>> {
+    let removals = containers
         .iter()
         .filter_map(|c| c.id.clone())
         .map(|cid| async move {
@@ -214,35 +292,29 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<Vec<String>> {
             }
         });
     let results = futures_util::future::join_all(removals).await;
-    for (c, r) in found.containers.iter().zip(results) {
+    let mut removed = Vec::new();
+    for (c, r) in containers.iter().zip(results) {
         if r? {
             removed.push(format!("container {}", name_of(c)));
         }
     }
-    let net_removals =
-        found
-            .networks
-            .iter()
-            .filter_map(|n| n.name.clone())
-            .map(|name| async move {
-                match docker.remove_network(&name).await {
-                    Ok(()) => Ok(Some(format!("network {name}"))),
-                    Err(e) if is_not_found(&e) => Ok(None),
-                    Err(e) => Err(DockerError::engine(format!("removing network {name}"), e)),
-                }
-            });
-    for r in futures_util::future::join_all(net_removals).await {
+    Ok(removed)
+}
+
+async fn remove_networks(docker: &Docker, networks: &[Network]) -> Result<Vec<String>> {
+    let removals = networks
+        .iter()
+        .filter_map(|n| n.name.clone())
+        .map(|name| async move {
+            match docker.remove_network(&name).await {
+                Ok(()) => Ok(Some(format!("network {name}"))),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(DockerError::engine(format!("removing network {name}"), e)),
+            }
+        });
+    let mut removed = Vec::new();
+    for r in futures_util::future::join_all(removals).await {
         removed.extend(r?);
-    }
-    for v in &found.volumes {
-        match docker
-            .remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
-            Ok(()) => removed.push(format!("volume {v}")),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(DockerError::engine(format!("removing volume {v}"), e)),
-        }
     }
     Ok(removed)
 }

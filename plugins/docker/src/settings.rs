@@ -6,6 +6,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `BOT_BOTTLE_DOCKER_EGRESS_NETWORK` | existing network the sidecar's egress side joins instead of a fresh per-bottle one | unset |
+//! | `BOT_BOTTLE_DOCKER_SUBNET_POOL` | IPv4 range the internal networks' /29 blocks come from | `198.18.0.0/15` |
 //! | `BOT_BOTTLE_DOCKER_RUNTIME` | OCI runtime for the agent; `auto` picks `runsc` when the daemon has it | `auto` |
 //! | `BOT_BOTTLE_DOCKER_MEMORY` | agent memory limit, bytes or with `k`/`m`/`g` | `4g` |
 //! | `BOT_BOTTLE_DOCKER_PIDS` | agent pids limit | `1024` |
@@ -14,12 +15,15 @@
 //! | `BOT_BOTTLE_DOCKER_ALLOW_ROOT` | `1` lets the agent run as root | unset |
 
 use crate::error::{DockerError, Result};
+use crate::subnet::{self, Pool};
 
 /// Effective plugin settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Shared egress network, see the module docs.
     pub egress_network: Option<String>,
+    /// Where internal-network subnets come from.
+    pub subnet_pool: Pool,
     /// Runtime for the agent container, `None` for the daemon's default.
     pub runtime: Option<String>,
     /// Agent memory limit in bytes.
@@ -89,6 +93,10 @@ impl Settings {
         };
         Ok(Settings {
             egress_network: var("BOT_BOTTLE_DOCKER_EGRESS_NETWORK"),
+            subnet_pool: Pool::parse(
+                &var("BOT_BOTTLE_DOCKER_SUBNET_POOL")
+                    .unwrap_or_else(|| subnet::DEFAULT_POOL.into()),
+            )?,
             runtime,
             memory_bytes,
             pids_limit,

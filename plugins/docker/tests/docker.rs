@@ -645,9 +645,107 @@ fn bottle_injects_the_real_token_and_refuses_everything_else() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out).contains(OTHER_HOST));
 
+    // The proxy and its DNS stub answer only on the internal network: a
+    // container on the egress network (shared here) cannot use them, and so
+    // cannot borrow the bottle's credentials.
+    let sidecar = env
+        .rt
+        .block_on(
+            env.docker
+                .inspect_container(&format!("bb-{id}-egress"), None),
+        )
+        .unwrap();
+    let egress_side_ip = sidecar.network_settings.unwrap().networks.unwrap()[&env.network]
+        .ip_address
+        .clone()
+        .unwrap();
+    let r = run_on_network(
+        env,
+        &inspect_image(env, &id),
+        &env.network,
+        &["connect", &format!("{egress_side_ip}:3128")],
+    );
+    assert_eq!(
+        r["connected"], false,
+        "proxy reachable from the egress side: {r}"
+    );
+    let r = probe(env, &id, &["connect", &summary.details["proxy"]]);
+    assert_eq!(
+        r["connected"], true,
+        "proxy not reachable from the agent: {r}"
+    );
+
     env.backend.remove(&id).unwrap();
     assert_eq!(leftovers(env, &id), Vec::<String>::new());
     env.backend.remove(&id).unwrap(); // idempotent
+}
+
+/// The image of bottle `id`'s agent container.
+fn inspect_image(env: &Env, id: &str) -> String {
+    env.rt
+        .block_on(
+            env.docker
+                .inspect_container(&format!("bb-{id}-agent"), None),
+        )
+        .unwrap()
+        .config
+        .unwrap()
+        .image
+        .unwrap()
+}
+
+/// Runs the test agent in a throwaway container on `network` (outside any
+/// bottle) and parses its JSON answer.
+fn run_on_network(env: &Env, image: &str, network: &str, args: &[&str]) -> Value {
+    let name = unique_id("bbtest-outsider");
+    env.rt.block_on(async {
+        let mut cmd = vec!["/agent".to_string()];
+        cmd.extend(args.iter().map(|s| s.to_string()));
+        env.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                ContainerCreateBody {
+                    image: Some(image.to_string()),
+                    entrypoint: Some(vec![]),
+                    cmd: Some(cmd),
+                    labels: Some(HashMap::from([(
+                        "bbtest".into(),
+                        std::process::id().to_string(),
+                    )])),
+                    host_config: Some(HostConfig {
+                        network_mode: Some(network.to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        env.docker.start_container(&name, None).await.unwrap();
+        let _ = env
+            .docker
+            .wait_container(
+                &name,
+                None::<bollard::query_parameters::WaitContainerOptions>,
+            )
+            .next()
+            .await;
+        let out = container_logs(&env.docker, &name).await;
+        let _ = env
+            .docker
+            .remove_container(
+                &name,
+                Some(bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("agent printed no JSON: {out}"))
+    })
 }
 
 #[test]
@@ -681,6 +779,42 @@ fn headless_demo_streams_output_and_returns_the_exit_code() {
         .unwrap();
     assert_eq!(env.backend.attach(&id, false).unwrap(), 2);
     env.backend.remove(&id).unwrap();
+
+    // The image's ENTRYPOINT still runs, with the command as its arguments
+    // (the gate that waits for the bottle execs it).
+    let id = unique_id("entry");
+    let mut req = request(env, &id, &["env"]);
+    req.image = ImageSpec::Dockerfile {
+        dockerfile: "FROM scratch\nCOPY agent /agent\nENTRYPOINT [\"/agent\"]\n".into(),
+        context: Some(env.agent_ctx.clone()),
+    };
+    env.backend.launch(req).unwrap();
+    assert_eq!(env.backend.wait(&id).unwrap(), 0);
+    let mut out = Vec::new();
+    env.backend
+        .logs(&id, &LogsRequest::default(), &mut out)
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.contains(&format!("\"BOT_BOTTLE_ID\":\"{id}\"")),
+        "{out}"
+    );
+    env.backend.remove(&id).unwrap();
+
+    // A command that does not exist: the agent's status says so, and why.
+    let id = unique_id("nocmd");
+    env.backend
+        .launch(request(env, &id, &["/no/such/program", "x"]))
+        .unwrap();
+    assert_eq!(env.backend.wait(&id).unwrap(), 127);
+    let mut out = Vec::new();
+    env.backend
+        .logs(&id, &LogsRequest::default(), &mut out)
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("cannot run `/no/such/program`"), "{out}");
+    env.backend.remove(&id).unwrap();
+    assert!(leftovers(env, &id).is_empty());
 }
 
 #[test]
