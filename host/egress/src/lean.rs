@@ -214,7 +214,10 @@ async fn exchange(
             }
         }
         let Some(u) = up.as_mut() else { return false };
-        let retryable = reused && !has_body && attempt == 0;
+        // The classic keep-alive race: the upstream closed the idle
+        // connection as the request went out. Sent again only when it has
+        // no body and its method is idempotent, as browsers do.
+        let retryable = reused && !has_body && attempt == 0 && fwd.method.is_idempotent();
         // One write for the head and whatever of the body has come.
         let sent = if out.is_empty() {
             u.tcp.write_all(&fwd.head).await
