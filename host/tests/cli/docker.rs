@@ -389,3 +389,166 @@ fn an_engine_restart_under_a_bottle_is_reported_and_cleaned_up() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert_eq!(leftovers(&label), Vec::<String>::new(), "{stdout}");
 }
+
+/// A pseudo-terminal pair for driving the CLI as a user's terminal would.
+struct Pty {
+    master: std::fs::File,
+    slave: std::fs::File,
+}
+
+impl Pty {
+    fn open(cols: u16, rows: u16) -> Pty {
+        use std::os::fd::FromRawFd;
+        let (mut m, mut s) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty fills two descriptors we then own.
+        let rc =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty.
+        unsafe {
+            Pty {
+                master: std::fs::File::from_raw_fd(m),
+                slave: std::fs::File::from_raw_fd(s),
+            }
+        }
+    }
+
+    /// Makes the terminal `cmd`'s stdin, stdout, stderr and controlling tty.
+    fn give_to(&self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        cmd.stdin(self.slave.try_clone().unwrap())
+            .stdout(self.slave.try_clone().unwrap())
+            .stderr(self.slave.try_clone().unwrap());
+        // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    fn resize(&self, cols: u16, rows: u16) {
+        use std::os::fd::AsRawFd;
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ on our master; the kernel signals the
+        // terminal's foreground process group (the CLI).
+        assert_eq!(
+            unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+            0
+        );
+    }
+
+    /// Whether the terminal is back in cooked mode with echo.
+    fn cooked(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcgetattr into a struct we own.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            libc::tcgetattr(self.slave.as_raw_fd(), &mut t) == 0
+                && t.c_lflag & libc::ICANON != 0
+                && t.c_lflag & libc::ECHO != 0
+        }
+    }
+}
+
+/// Everything the terminal shows, collected by a reader thread.
+fn screen(master: &std::fs::File) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut m = master.try_clone().unwrap();
+    let sink = shown.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    shown
+}
+
+fn expect_on(shown: &std::sync::Mutex<String>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if shown.lock().unwrap().contains(what) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "the terminal never showed {what}; it shows:\n{}",
+        shown.lock().unwrap()
+    );
+}
+
+/// `start` on a real terminal: the agent gets a tty of the user's size,
+/// keystrokes reach it, a resize reaches it, Ctrl-C is delivered to the
+/// agent (not to the CLI) and its exit code comes back; the terminal is
+/// restored and nothing is left behind.
+#[test]
+fn an_interactive_session_on_a_terminal() {
+    use std::io::Write;
+    let Some(_engine) = crate::common::shared_engine() else {
+        return;
+    };
+    let egress = fixtures();
+    let home = Home::new();
+    home.bottle(
+        "talky",
+        &format!(
+            "image: {IMAGE}\nagent_provider:\n  template: command\n  settings: {{command: [/agent, tty], user: \"1000:1000\"}}"
+        ),
+    )
+    .agent("talker", "bottle: talky", "");
+    let label = unique("tty");
+    let pty = Pty::open(100, 30);
+    let mut cmd = home.cmd();
+    cmd.env("BOT_BOTTLE_EGRESS_BIN", egress).args([
+        "start",
+        "talker",
+        "--backend",
+        "docker",
+        "--yes",
+        "--label",
+        &label,
+    ]);
+    pty.give_to(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let shown = screen(&pty.master);
+    let mut keys = pty.master.try_clone().unwrap();
+
+    expect_on(&shown, r#"{"cols":100,"rows":30,"tty":true}"#);
+    keys.write_all(b"hello bottle\r").unwrap();
+    expect_on(&shown, r#"{"line":"hello bottle"}"#);
+    pty.resize(120, 40);
+    expect_on(&shown, r#"{"resized":[120,40]}"#);
+    keys.write_all(b"\x03").unwrap();
+    expect_on(&shown, r#"{"signal":"INT"}"#);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "the agent's exit code did not come back:\n{}",
+        shown.lock().unwrap()
+    );
+    assert!(pty.cooked(), "the terminal was left in raw mode");
+    assert_eq!(leftovers(&label), Vec::<String>::new());
+}

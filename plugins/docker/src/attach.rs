@@ -52,7 +52,7 @@ impl Drop for RawMode {
     }
 }
 
-fn terminal_size(fd: RawFd) -> Option<(u16, u16)> {
+pub(crate) fn terminal_size(fd: RawFd) -> Option<(u16, u16)> {
     // SAFETY: TIOCGWINSZ fills a winsize struct.
     unsafe {
         let mut ws: libc::winsize = std::mem::zeroed();
@@ -64,7 +64,8 @@ fn terminal_size(fd: RawFd) -> Option<(u16, u16)> {
     }
 }
 
-async fn resize(docker: &Docker, container: &str, fd: RawFd) {
+/// Gives the container's tty the size of the terminal on `fd`, if it is one.
+pub(crate) async fn resize(docker: &Docker, container: &str, fd: RawFd) {
     if let Some((w, h)) = terminal_size(fd) {
         let _ = docker
             .resize_container_tty(

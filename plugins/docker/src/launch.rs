@@ -323,6 +323,11 @@ pub async fn launch(
     sidecar_up?;
     let mut bundle = agent_up?;
 
+    // An interactive agent reads its terminal size when it starts: give it
+    // the user's before the gate opens, not after the attach.
+    if req.tty {
+        crate::attach::resize(docker, &names.agent, 1).await;
+    }
     // The CA exists once the sidecar is up; it goes in last, with the marker
     // that opens the gate.
     let ca = std::fs::read(edir.join("ca.crt"))

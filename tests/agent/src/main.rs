@@ -19,6 +19,7 @@
 //! bot-bottle-test-agent sockets                     Unix sockets visible, and whether they accept
 //! bot-bottle-test-agent batch FILE                  run the probes listed in FILE, one JSON line each
 //! bot-bottle-test-agent exit CODE
+//! bot-bottle-test-agent tty                         interactive: size, echo, resize, Ctrl-C (see tty.rs)
 //! ```
 //!
 //! `batch` reads `{"exit_code": N, "probes": [{"id": "...", "args": [...]}]}`,
@@ -39,6 +40,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 mod http;
+mod tty;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,7 +58,7 @@ fn usage(msg: &str) -> (i32, Value) {
 fn run(args: &[String]) -> (i32, Value) {
     let Some(cmd) = args.first() else {
         return usage(
-            "usage: bot-bottle-test-agent demo|get|connect|resolve|env|cat|scan|sleep|http|udp|sockets|batch|exit ...",
+            "usage: bot-bottle-test-agent demo|get|connect|resolve|env|cat|scan|sleep|http|udp|sockets|batch|exit|tty ...",
         );
     };
     let rest = &args[1..];
@@ -139,6 +141,10 @@ fn run(args: &[String]) -> (i32, Value) {
             Some(code) => (code, json!({ "exit": code })),
             None => usage("usage: exit CODE"),
         },
+        "tty" => {
+            let code = tty::run();
+            std::process::exit(code);
+        }
         "sleep" => {
             let secs: u64 = rest.first().and_then(|s| s.parse().ok()).unwrap_or(3600);
             std::thread::sleep(Duration::from_secs(secs));
