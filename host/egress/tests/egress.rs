@@ -1417,6 +1417,139 @@ mod keepalive {
         eg.assert_log_clean();
     }
 
+    /// A plain upstream answering by path: `/close` a body ended by closing
+    /// the connection, `/head` (for HEAD) a length and no body, `/nocontent`
+    /// 204, `/early` 413 at once without reading the request body, then
+    /// closing; anything else `ok`.
+    async fn shapes_upstream() -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut b = [0u8; 4096];
+                    loop {
+                        let end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            match s.read(&mut b).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&b[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        buf.drain(..end);
+                        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                        let answer: &[u8] = match path.as_str() {
+                            "/close" => b"HTTP/1.1 200 OK\r\n\r\nuntil-close",
+                            "/head" => b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+                            "/nocontent" => b"HTTP/1.1 204 No Content\r\n\r\n",
+                            "/early" => b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig",
+                            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                        };
+                        let _ = s.write_all(answer).await;
+                        if path == "/close" || path == "/early" {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn response_shapes_close_head_204_and_early_answers() {
+        let port = shapes_upstream().await;
+        let pol = serde_json::json!({
+            "version": 1, "log": 2,
+            "routes": [{"host": "shapes.example.net", "port": port, "allow_private": true}],
+            "resolve_overrides": {"shapes.example.net": "127.0.0.1"},
+        });
+        let eg = start(&pol, &[]);
+        let base = format!("http://shapes.example.net:{port}");
+        let mut s = tokio::net::TcpStream::connect(eg.addr).await.unwrap();
+        let mut buf = Vec::new();
+        // HEAD and 204: no body, the connection stays usable.
+        s.write_all(format!("HEAD {base}/head HTTP/1.1\r\n\r\nGET {base}/nocontent HTTP/1.1\r\n\r\nGET {base}/x HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut heads = Vec::new();
+        for _ in 0..2 {
+            // No body follows these, whatever the headers say.
+            let end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut b = [0u8; 4096];
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0);
+                buf.extend_from_slice(&b[..n]);
+            };
+            heads.push(String::from_utf8_lossy(&buf[..end]).to_string());
+            buf.drain(..end);
+        }
+        assert!(
+            heads[0].starts_with("HTTP/1.1 200") && heads[0].contains("Content-Length: 10"),
+            "{}",
+            heads[0]
+        );
+        assert!(heads[1].starts_with("HTTP/1.1 204"), "{}", heads[1]);
+        let (head, body) = response(&mut s, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"ok");
+
+        // A body framed by the upstream's close: relayed whole, then the
+        // client connection is closed too.
+        s.write_all(format!("GET {base}/close HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut all = buf.clone();
+        loop {
+            let mut b = [0u8; 4096];
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+                .await
+                .unwrap()
+            {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&b[..n]),
+            }
+        }
+        let all = String::from_utf8_lossy(&all).to_string();
+        assert!(all.starts_with("HTTP/1.1 200"), "{all}");
+        assert!(
+            all.to_ascii_lowercase().contains("connection: close"),
+            "{all}"
+        );
+        assert!(all.ends_with("\r\n\r\nuntil-close"), "{all}");
+
+        // The upstream answers before reading a large body: the client gets
+        // that answer, and the connection is closed after it.
+        let mut s = tokio::net::TcpStream::connect(eg.addr).await.unwrap();
+        s.write_all(
+            format!("POST {base}/early HTTP/1.1\r\nContent-Length: 10000000\r\n\r\npartial")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let (head, body) = response(&mut s, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+        assert_eq!(body, b"big");
+        let mut b = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed after the early answer");
+        eg.assert_log_clean();
+    }
+
     #[tokio::test]
     async fn chunked_request_body_arrives_whole_and_reframed() {
         // An upstream that echoes the body it decoded and the framing
