@@ -43,7 +43,7 @@ for b in "$@"; do
     url=http://127.0.0.1:19180/; [ $kind = https ] && url=https://127.0.0.1:19443/
     EGRESS_TOKEN_0=tok valgrind --tool=callgrind --callgrind-out-file="$W/cg.%p" \
       "$b" run --policy "$W/p.json" --listen 127.0.0.1:19190 >/dev/null 2>&1 & vp=$!
-    for _ in $(seq 100); do nc -z 127.0.0.1 19190 2>/dev/null && break; sleep 0.2; done
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/19190) 2>/dev/null && break; sleep 0.2; done
     oha --no-tui -n 200 -c 4 --insecure -x http://127.0.0.1:19190 "$url" >/dev/null
     callgrind_control -z $vp >/dev/null
     oha --no-tui -n "$N" -c 4 --insecure -x http://127.0.0.1:19190 "$url" >/dev/null
