@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS per target (default 60); TARGETs limit the run to those names
-# (frontmatter, extends, policy, authority, framewatch). Not part of the
+# (frontmatter, extends, policy, authority, framewatch, h1). Not part of the
 # normal test suite. New corpus entries go to <crate>/fuzz/corpus/<target>/
 # (kept in git); a crash leaves its input in <crate>/fuzz/artifacts/<target>/
 # and makes the script exit non-zero after the remaining targets ran.
