@@ -11,8 +11,6 @@
 //! Blocking std code on purpose: it runs before anything else in the agent
 //! container and must not leave threads behind when it `exec`s.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -46,7 +44,7 @@ pub fn run(gate: &Gate) -> (u8, String) {
     let deadline = Instant::now() + gate.within;
     loop {
         let marked = gate.marker.as_deref().is_none_or(Path::exists);
-        if marked && answers(&gate.proxy, Duration::from_millis(500)) {
+        if marked && crate::probe(&gate.proxy, Duration::from_millis(500)) {
             break;
         }
         if Instant::now() >= deadline {
@@ -69,32 +67,10 @@ pub fn run(gate: &Gate) -> (u8, String) {
     (CANNOT_EXEC, format!("cannot run `{program}`: {err}"))
 }
 
-/// Does a proxy at `addr` answer `GET http://_egress.local/allowlist` with 200?
-pub fn answers(addr: &str, within: Duration) -> bool {
-    let Some(sa) = resolve(addr) else {
-        return false;
-    };
-    let attempt = || -> std::io::Result<bool> {
-        let mut s = TcpStream::connect_timeout(&sa, within)?;
-        s.set_read_timeout(Some(within))?;
-        s.set_write_timeout(Some(within))?;
-        s.write_all(
-            b"GET http://_egress.local/allowlist HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n\r\n",
-        )?;
-        let mut buf = [0u8; 12];
-        s.read_exact(&mut buf)?;
-        Ok(&buf == b"HTTP/1.1 200")
-    };
-    attempt().unwrap_or(false)
-}
-
-fn resolve(addr: &str) -> Option<SocketAddr> {
-    addr.to_socket_addrs().ok()?.next()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     #[test]
@@ -107,7 +83,7 @@ mod tests {
             let _ = s.read(&mut b);
             let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n");
         });
-        assert!(!answers(&addr, Duration::from_millis(500)));
+        assert!(!crate::probe(&addr, Duration::from_millis(500)));
         t.join().unwrap();
     }
 

@@ -70,22 +70,24 @@ fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-/// Header names never forwarded as received (the full path's `HOP` set).
-fn is_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "http2-settings",
-    ]
-    .iter()
-    .any(|h| eq(h, name))
+/// Hop-by-hop and protocol-switching headers: never forwarded as received,
+/// on either path.
+pub const HOP_HEADERS: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Whether `name` (any case) is in [`HOP_HEADERS`].
+pub fn is_hop(name: &str) -> bool {
+    HOP_HEADERS.iter().any(|h| eq(h, name))
 }
 
 /// A `Content-Length` value: digits only, as hyper reads it.

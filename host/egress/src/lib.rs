@@ -220,27 +220,34 @@ async fn shutdown_signal() {
     }
 }
 
-/// `bot-bottle-egress probe`: does a proxy at `addr` answer
-/// `GET http://_egress.local/allowlist` with 200 within `within`?
-pub async fn probe(addr: &str, within: Duration) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+/// `bot-bottle-egress probe` and the gate's readiness check: does a proxy at
+/// `addr` answer `GET http://_egress.local/allowlist` with 200 within
+/// `within`? Blocking on purpose: both callers run before (or without) any
+/// runtime.
+pub fn probe(addr: &str, within: Duration) -> bool {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let deadline = std::time::Instant::now() + within;
+    // A zero socket timeout means "none"; never hand one over.
+    let left = || {
+        deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    let attempt = || -> std::io::Result<bool> {
+        let sa = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&sa, left())?;
+        s.set_write_timeout(Some(left()))?;
         s.write_all(
             b"GET http://_egress.local/allowlist HTTP/1.1\r\nHost: _egress.local\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .ok()?;
-        let mut buf = [0u8; 64];
-        let mut n = 0;
-        while n < 12 {
-            let m = s.read(&mut buf[n..]).await.ok()?;
-            if m == 0 {
-                break;
-            }
-            n += m;
-        }
-        Some(buf[..n].starts_with(b"HTTP/1.1 200"))
+        )?;
+        s.set_read_timeout(Some(left()))?;
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf)?;
+        Ok(&buf == b"HTTP/1.1 200")
     };
-    matches!(tokio::time::timeout(within, attempt).await, Ok(Some(true)))
+    attempt().unwrap_or(false)
 }

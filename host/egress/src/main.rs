@@ -90,7 +90,7 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
-        // No runtime for the gate: it execs the agent's command.
+        // No runtime for the gate (it execs the agent's command) or the probe.
         Cmd::Gate {
             proxy,
             marker,
@@ -107,11 +107,18 @@ fn main() -> ExitCode {
             eprintln!("bot-bottle: {why}");
             ExitCode::from(code)
         }
-        cmd => with_runtime(cmd),
+        Cmd::Probe { addr } => {
+            if bot_bottle_egress::probe(&addr, Duration::from_secs(3)) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Cmd::Run(a) => run(*a),
     }
 }
 
-fn with_runtime(cmd: Cmd) -> ExitCode {
+fn run(a: RunArgs) -> ExitCode {
     // The proxy's other workers start their own single-threaded runtimes
     // (see `Limits::workers`); this one accepts and is a worker too.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -124,45 +131,32 @@ fn with_runtime(cmd: Cmd) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cmd {
-        Cmd::Probe { addr } => {
-            if rt.block_on(bot_bottle_egress::probe(&addr, Duration::from_secs(3))) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Cmd::Gate { .. } => ExitCode::from(2),
-        Cmd::Run(a) => {
-            let a = *a;
-            let ca = match (a.ca_cert, a.ca_key) {
-                (Some(cert), Some(key)) => CaSource::Files { cert, key },
-                _ => CaSource::Generate,
-            };
-            let config = Config {
-                policy: a.policy,
-                listen: a.listen,
-                ca,
-                ca_cert_out: a.ca_cert_out,
-                dns_listen: a.dns_listen,
-                log_file: a.log_file,
-                ready_file: a.ready_file,
-                limits: Limits {
-                    max_header_bytes: a.max_header_bytes.max(8192),
-                    idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
-                    total_timeout: Duration::from_secs(a.total_timeout_secs.max(1)),
-                    max_connections: a.max_connections.max(1),
-                    workers: a.workers.max(1),
-                    ..Limits::default()
-                },
-            };
-            match rt.block_on(bot_bottle_egress::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("bot-bottle-egress: {e}");
-                    ExitCode::from(2)
-                }
-            }
+    let ca = match (a.ca_cert, a.ca_key) {
+        (Some(cert), Some(key)) => CaSource::Files { cert, key },
+        _ => CaSource::Generate,
+    };
+    let config = Config {
+        policy: a.policy,
+        listen: a.listen,
+        ca,
+        ca_cert_out: a.ca_cert_out,
+        dns_listen: a.dns_listen,
+        log_file: a.log_file,
+        ready_file: a.ready_file,
+        limits: Limits {
+            max_header_bytes: a.max_header_bytes.max(8192),
+            idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
+            total_timeout: Duration::from_secs(a.total_timeout_secs.max(1)),
+            max_connections: a.max_connections.max(1),
+            workers: a.workers.max(1),
+            ..Limits::default()
+        },
+    };
+    match rt.block_on(bot_bottle_egress::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bot-bottle-egress: {e}");
+            ExitCode::from(2)
         }
     }
 }

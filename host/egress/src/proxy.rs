@@ -24,6 +24,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::h1::is_hop;
 use crate::io::{Activity, FrameWatch, Rewind, Tracked, Watched};
 use crate::log::{Kind, Logger};
 use crate::mem::Churn;
@@ -769,37 +770,6 @@ async fn intercept(req: Request<Incoming>, target: Arc<Target>, ctx: Arc<ConnCtx
         .await;
 }
 
-/// Hop-by-hop and protocol-switching headers never forwarded as received.
-const HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
-
-/// Whether a (lower-case) header name is in [`HOP`].
-fn is_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "http2-settings"
-    )
-}
-
 /// Removes the hop-by-hop headers and every header `Connection` names.
 fn strip_hop(headers: &mut HeaderMap) {
     // Names are lower case in a HeaderMap; one pass decides, and a message
@@ -818,7 +788,7 @@ fn strip_hop(headers: &mut HeaderMap) {
     };
     // Usually `Connection` names only hop-by-hop headers (`keep-alive`,
     // `upgrade`); then only the fixed set goes.
-    let names_others = connection_tokens().any(|t| !HOP.iter().any(|h| h.eq_ignore_ascii_case(t)));
+    let names_others = connection_tokens().any(|t| !is_hop(t));
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|n| {
