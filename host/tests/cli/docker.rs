@@ -100,6 +100,18 @@ fn leftovers(label: &str) -> Vec<String> {
     found
 }
 
+/// Returns once the launch of `label` has created its first resource.
+fn wait_created(label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while leftovers(label).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the launch never created anything"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_running(label: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let filter = format!("label=bot-bottle.label={label}");
@@ -209,14 +221,7 @@ fn ctrl_c_tears_the_bottle_down_during_the_session_and_during_start() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while leftovers(&label).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the launch never created anything"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_created(&label);
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -284,14 +289,7 @@ fn kill_9_during_start_then_cleanup_leaves_nothing() {
         .unwrap();
     // Kill the CLI as soon as the launch has created its first resource,
     // before the bottle is complete.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while leftovers(&label).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the launch never created anything"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_created(&label);
     victim.kill().unwrap();
     victim.wait().unwrap();
     // Whatever the engine was doing when the CLI died has landed.
