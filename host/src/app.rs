@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context as _, Result};
 use bot_bottle_manifest::{EnvValue, Manifest, ManifestIndex};
 use bot_bottle_sdk::{
-    Backend, BottleIdentity, EgressPolicy, GcRequest, LaunchRequest, LogsRequest, ProviderOptions,
-    SecretMap,
+    Backend, BottleIdentity, EgressPolicy, GcRequest, LaunchRequest, LogsRequest, PluginError,
+    ProviderOptions, SecretMap,
 };
 
 use crate::cli::{Cli, Command, PluginCommand, StartArgs};
@@ -288,18 +288,21 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
             drop(launch_guard);
             crate::signals::yield_to_teardown();
             // The backend contract says a failed launch leaves nothing
-            // behind; remove is idempotent, so make sure of it.
-            let _ = backend.remove(&id);
+            // behind; remove is idempotent, so make sure of it. When the
+            // engine itself went away, that removal fails too, and the user
+            // must learn that something may be left and how to remove it.
+            let removed = backend.remove(&id);
             let _ = std::fs::remove_dir_all(&state_dir);
             let hint = e
                 .hint
                 .as_ref()
                 .map(|h| format!("\n  hint: {h}"))
                 .unwrap_or_default();
+            let aftermath = removal_outcome(removed, &backend_name);
             bail!(
                 "{}",
                 redact(
-                    &format!("launching on `{backend_name}` failed: {e}{hint}"),
+                    &format!("launching on `{backend_name}` failed: {e}{hint}{aftermath}"),
                     &secrets
                 )
             );
@@ -316,21 +319,36 @@ fn start(ctx: &Context, args: StartArgs) -> Result<i32> {
     let code = match attached {
         Ok(code) => code,
         Err(e) => {
-            let attach = redact(&format!("attaching to {id}: {e}"), &secrets);
-            match backend.remove(&id) {
-                Ok(()) => bail!("{attach}\n  the bottle's resources were removed"),
-                Err(r) => bail!(
-                    "{attach}\n  removing the bottle failed too ({r});\n  \
-                     run `bot-bottle cleanup` once the {backend_name} engine is back"
-                ),
-            }
+            let aftermath = removal_outcome(backend.remove(&id), &backend_name);
+            bail!(
+                "{}",
+                redact(&format!("attaching to {id}: {e}{aftermath}"), &secrets)
+            );
         }
     };
     backend.remove(&id).map_err(|e| {
-        anyhow!("removing {id}: {e}\n  run `bot-bottle cleanup` to remove what is left")
+        anyhow!(
+            "{}",
+            redact(
+                &format!("removing {id}: {e}\n  run `bot-bottle cleanup` to remove what is left"),
+                &secrets
+            )
+        )
     })?;
     eprintln!("bottle {id} finished (agent exit code {code}); its resources are removed");
     Ok(code)
+}
+
+/// What the user must know after removing a bottle whose session failed:
+/// that nothing is left, or what to run once the engine answers again.
+fn removal_outcome(removed: Result<(), PluginError>, backend_name: &str) -> String {
+    match removed {
+        Ok(()) => "\n  the bottle's resources were removed".to_string(),
+        Err(r) => format!(
+            "\n  removing the bottle failed too ({r});\n  \
+             run `bot-bottle cleanup` once the {backend_name} engine is back"
+        ),
+    }
 }
 
 /// Replaces every resolved secret value in a plugin's message. Plugins must

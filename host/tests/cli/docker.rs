@@ -338,6 +338,29 @@ fn an_engine_restart_under_a_bottle_is_reported_and_cleaned_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The launch is complete (the CLI names the egress log) before the
+    // engine goes: this is a running bottle, not a launch in progress.
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stderr_pipe = cli.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr_pipe).lines() {
+            let line = line.unwrap_or_default();
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) if line.starts_with("egress log:") => break,
+            Ok(_) => {}
+            Err(e) => panic!("the launch of {label} never completed: {e}"),
+        }
+    }
     wait_running(&label);
 
     let pid = String::from_utf8(
@@ -373,11 +396,13 @@ fn an_engine_restart_under_a_bottle_is_reported_and_cleaned_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = cli.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
+    let stderr = reader.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("Docker engine"), "{stderr}");
     assert!(
-        stderr.contains("bot-bottle cleanup") || stderr.contains("were removed"),
+        stderr.contains("run `bot-bottle cleanup` once the docker engine is back")
+            || stderr.contains("the bottle's resources were removed"),
         "{stderr}"
     );
     assert!(!stdout.contains(secret) && !stderr.contains(secret));

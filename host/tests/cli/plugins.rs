@@ -86,6 +86,14 @@ fn a_panicking_plugin_is_reported_and_the_host_lives_on() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("launch exploded on purpose"), "{stderr}");
+    // Its engine did not answer the removal either: the user is told so and
+    // what to run, not that nothing is left.
+    assert!(
+        stderr.contains("removing the bottle failed too")
+            && stderr.contains("run `bot-bottle cleanup` once the panicky engine is back"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("were removed"), "{stderr}");
     // A failed launch leaves no state behind.
     let state = home.path().join(".bot-bottle/state");
     assert!(!state.exists() || std::fs::read_dir(&state).unwrap().next().is_none());
