@@ -433,6 +433,24 @@ mod harness {
         String::from_utf8_lossy(&out).to_string()
     }
 
+    /// The Codex CLI's WebSocket handshake to `host`, carrying the agent's
+    /// placeholder credential.
+    pub fn codex_ws_request(host: &str) -> http::Request<()> {
+        http::Request::builder()
+            .uri(format!("wss://{host}/backend-api/codex/responses"))
+            .header("host", host)
+            .header("authorization", AGENT_FAKE)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header(
+                "sec-websocket-key",
+                tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+            )
+            .body(())
+            .unwrap()
+    }
+
     /// Opens a CONNECT tunnel and does TLS inside it with `sni`, trusting the
     /// proxy's CA. Returns the TLS stream or the handshake error.
     pub async fn tunnel(
@@ -871,20 +889,9 @@ mod streaming {
         let eg = start(&policy(&up), &[]);
         let host = format!("chatgpt.com:{}", up.tls_port);
         let tls = tunnel(&eg, &host, "chatgpt.com").await.unwrap();
-        let req = http::Request::builder()
-            .uri(format!("wss://{host}/backend-api/codex/responses"))
-            .header("host", &host)
-            .header("authorization", AGENT_FAKE)
-            .header("connection", "Upgrade")
-            .header("upgrade", "websocket")
-            .header("sec-websocket-version", "13")
-            .header(
-                "sec-websocket-key",
-                tokio_tungstenite::tungstenite::handshake::client::generate_key(),
-            )
-            .body(())
+        let (mut ws, resp) = tokio_tungstenite::client_async(codex_ws_request(&host), tls)
+            .await
             .unwrap();
-        let (mut ws, resp) = tokio_tungstenite::client_async(req, tls).await.unwrap();
         assert_eq!(resp.status(), 101);
         ws.send(Message::text("hello through egress"))
             .await
@@ -1020,6 +1027,53 @@ mod limits {
         }
         assert!(closed, "idle keep-alive connection stayed open");
         assert!(t0.elapsed() < Duration::from_secs(3));
+    }
+}
+
+mod total_limit {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    /// A connection that is never idle (a WebSocket exchanging a message
+    /// every 200 ms) is still closed when the total limit is reached, so an
+    /// agent cannot hold a proxy connection forever.
+    #[tokio::test]
+    async fn a_busy_connection_is_closed_at_the_total_timeout() {
+        let up = upstream(&["chatgpt.com"]).await;
+        let eg = start(
+            &policy(&up),
+            &["--idle-timeout-secs", "30", "--total-timeout-secs", "2"],
+        );
+        let host = format!("chatgpt.com:{}", up.tls_port);
+        let t0 = Instant::now();
+        let tls = tunnel(&eg, &host, "chatgpt.com").await.unwrap();
+        let (mut ws, resp) = tokio_tungstenite::client_async(codex_ws_request(&host), tls)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 101);
+        let mut echoed = 0;
+        let closed_after = loop {
+            assert!(
+                t0.elapsed() < Duration::from_secs(8),
+                "still open after {echoed} echoes"
+            );
+            if ws.send(Message::text("ping")).await.is_err() {
+                break t0.elapsed();
+            }
+            match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+                Ok(Some(Ok(m))) if m.is_text() => echoed += 1,
+                Ok(_) => break t0.elapsed(),
+                Err(_) => panic!("no echo and no close within 3 s"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // It worked until the limit, and was cut there, not at once.
+        assert!(echoed >= 3, "only {echoed} echoes before the close");
+        assert!(
+            closed_after >= Duration::from_millis(1800),
+            "closed after {closed_after:?}"
+        );
     }
 }
 
