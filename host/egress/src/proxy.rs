@@ -817,28 +817,47 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a path has a `.` or `..` segment, also spelled with `%2e`.
+///
+/// Segments end at `/`, and also at `\`, `%2f` and `%5c`: upstream servers
+/// that decode those before normalising (many do) would otherwise let
+/// `/api/v1/..%2fadmin` climb out of a `prefix: /api/v1/` match. An encoded
+/// slash inside a segment name (`group%2Fproject`, as GitLab uses) stays
+/// allowed.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        // Each dot is `.` or `%2e` (any case); one or two of them and
-        // nothing else is a dot segment.
-        let mut rest = seg.as_bytes();
-        let mut dots = 0;
-        while !rest.is_empty() {
-            if rest[0] == b'.' {
-                rest = &rest[1..];
-            } else if rest.len() >= 3
-                && rest[0] == b'%'
-                && rest[1] == b'2'
-                && (rest[2] | 0x20) == b'e'
-            {
-                rest = &rest[3..];
-            } else {
-                return false;
+    let b = path.as_bytes();
+    // Dots seen in the current segment; None once it holds anything else.
+    let mut dots = Some(0u8);
+    let mut i = 0;
+    loop {
+        let (sep, dot) = match b.get(i..) {
+            None | Some([]) => (Some(0), false),
+            Some([b'/' | b'\\', ..]) => (Some(1), false),
+            Some([b'%', h, l, ..]) if *h == b'2' && (l | 0x20) == b'f' => (Some(3), false),
+            Some([b'%', h, l, ..]) if *h == b'5' && (l | 0x20) == b'c' => (Some(3), false),
+            Some([b'%', h, l, ..]) if *h == b'2' && (l | 0x20) == b'e' => (None, true),
+            Some([b'.', ..]) => (None, true),
+            Some(_) => (None, false),
+        };
+        match sep {
+            Some(len) => {
+                if matches!(dots, Some(1 | 2)) {
+                    return true;
+                }
+                if len == 0 {
+                    return false;
+                }
+                dots = Some(0);
+                i += len;
             }
-            dots += 1;
+            None => {
+                dots = match dots {
+                    Some(n) if dot => Some(n.saturating_add(1)),
+                    _ => None,
+                };
+                i += if dot && b[i] == b'%' { 3 } else { 1 };
+            }
         }
-        dots == 1 || dots == 2
-    })
+    }
 }
 
 /// Forwards an allowed request to `target`; `host_header` is
@@ -1011,6 +1030,13 @@ mod tests {
             "/a/.%2e",
             "/%2E",
             "/a/%2e.",
+            "/api/v1/..%2fadmin",
+            "/api/v1/..%2Fadmin",
+            "/api/v1/%2e%2e%2Fadmin",
+            "/a/..%5cb",
+            "/a\\..\\b",
+            "/a/..\\b",
+            "/a/.%5C",
         ] {
             assert!(has_dot_segment(p), "{p}");
         }
@@ -1023,6 +1049,11 @@ mod tests {
             "/a/%2",
             "/%2f",
             "//x",
+            "/api/v4/projects/group%2Fproject",
+            "/a/b.%2fc",
+            "/a/%2e%2e%2e%2fb",
+            "/a\\b",
+            "/a/%5",
         ] {
             assert!(!has_dot_segment(p), "{p}");
         }

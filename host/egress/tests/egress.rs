@@ -695,8 +695,17 @@ mod refusal {
                 .status(),
             403
         );
-        let (code, _, _) = curl(&eg, &["--path-as-is", &format!("{base}/v1/../admin")]).await;
-        assert_eq!(code, 400);
+        // Climbing out of the `/v1/` prefix, however the separator is spelled
+        // (servers that decode `%2f`/`%5c` before normalising would follow),
+        // over HTTPS and over plain HTTP (the lean path hands these over).
+        let plain = format!("http://api.github.com:{}", up.plain_port);
+        for traversal in ["/v1/../admin", "/v1/..%2fadmin", "/v1/%2E%2e%5Cadmin"] {
+            for origin in [&base, &plain] {
+                let url = format!("{origin}{traversal}");
+                let (code, _, _) = curl(&eg, &["--path-as-is", &url]).await;
+                assert_eq!(code, 400, "{url}");
+            }
+        }
         let paths: Vec<String> = up.requests().into_iter().map(|r| r.path).collect();
         assert_eq!(paths, ["/v1/models", "/v1/responses", "/healthz"]);
         eg.assert_log_clean();
