@@ -35,6 +35,8 @@ export BOT_BOTTLE_EGRESS_BIN="$ROOT/target/x86_64-unknown-linux-gnu/release/bot-
 log "lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The SDK's rustdoc is what plugin authors read: broken links fail the run.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 log "tests"
 cargo test --workspace

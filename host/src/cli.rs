@@ -147,7 +147,7 @@ pub enum PluginCommand {
     },
     /// Create a new plugin crate that builds as generated.
     New {
-        /// Plugin name: ^[a-z][a-z0-9-]{0,31}$.
+        /// Plugin name: a lower-case letter, then up to 31 of a-z, 0-9 and `-`.
         name: String,
         /// Directory for the crate (default: ./NAME); must be empty or absent.
         #[arg(long, value_name = "DIR")]

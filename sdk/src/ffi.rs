@@ -1,8 +1,9 @@
 //! The C ABI between the host and a plugin library.
 //!
-//! Plugin authors never use this module directly: [`export_plugin!`] generates
-//! the plugin side and the host uses [`crate::host`]. It is public so that the
-//! macro can name it and so the layout is documented in one place.
+//! Plugin authors never use this module directly: [`export_plugin!`](crate::export_plugin)
+//! generates the plugin side and the host uses the `host` module (feature
+//! `host`). It is public so that the macro can name it and so the layout is
+//! documented in one place.
 //!
 //! # Design
 //!

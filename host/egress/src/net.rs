@@ -217,7 +217,7 @@ impl AsyncWrite for Upstream {
 }
 
 /// The connector the pooled client dials with. The URI it gets is built by
-/// the proxy from the request's [`Target`](crate::target::Target), so the
+/// the proxy from the request's [`Target`], so the
 /// name it resolves, checks, sends as SNI and verifies is that target's host.
 #[derive(Clone)]
 pub struct Connector {
