@@ -35,5 +35,7 @@ if [ -z "${EGRESS_BIN:-}" ]; then
   (cd "$root" && cargo build --release -p bot-bottle-egress)
   EGRESS_BIN="$CARGO_TARGET_DIR/release/bot-bottle-egress"
 fi
+# bench.py works in a scratch directory: a relative path must not break it.
+EGRESS_BIN=$(realpath "$EGRESS_BIN")
 ulimit -n 8192 2>/dev/null || true
 exec python3 "$here/bench.py" --egress "$EGRESS_BIN" "$@"
