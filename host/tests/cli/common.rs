@@ -141,7 +141,7 @@ pub fn docker_missing() -> Option<String> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{why}");
     }
-    println!("SKIP: {why}");
+    bot_bottle_test_support::skip(why);
     Some(why.into())
 }
 

@@ -313,8 +313,8 @@ fn an_engine_restart_under_a_bottle_is_reported_and_cleaned_up() {
     let owned = std::env::var("CI").as_deref() == Ok("true")
         || std::env::var("BOT_BOTTLE_TEST_RESTART_ENGINE").as_deref() == Ok("1");
     if !owned {
-        println!(
-            "SKIP: restarting the Docker engine is only done under CI=true or BOT_BOTTLE_TEST_RESTART_ENGINE=1"
+        bot_bottle_test_support::skip(
+            "restarting the Docker engine is only done under CI=true or BOT_BOTTLE_TEST_RESTART_ENGINE=1",
         );
         return;
     }

@@ -153,7 +153,9 @@ fn env() -> Option<&'static Env> {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("Docker engine unavailable under CI=true: {why}");
             }
-            eprintln!("SKIP: docker engine tests: no usable Docker engine ({why})");
+            bot_bottle_test_support::skip(format!(
+                "docker engine tests: no usable Docker engine ({why})"
+            ));
             return None;
         }
         Some(setup())

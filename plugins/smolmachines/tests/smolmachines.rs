@@ -40,7 +40,7 @@ fn installed_engine() -> Option<(PathBuf, PathBuf)> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{why}");
     }
-    println!("SKIP: {why}");
+    bot_bottle_test_support::skip(&why);
     None
 }
 
@@ -297,7 +297,9 @@ mod engine_boundary {
         let req = env.request("fail-b2", false);
         match env.backend.launch(req.clone()) {
             Ok(_) => {
-                println!("SKIP: the VM booted here; the failure path is covered where it does not");
+                bot_bottle_test_support::skip(
+                    "the VM booted here; the failure path is covered where it does not",
+                );
                 env.backend.remove("fail-b2").unwrap();
             }
             Err(e) => {
@@ -574,7 +576,7 @@ mod booted {
             "busybox wget -q -O - http://10.254.254.254:3128/ && ! busybox wget -q -T 5 -O - http://127.0.0.1:1/".into(),
         ];
         match env.backend.launch(req) {
-            Err(e) => println!("SKIP: the guest did not boot on this machine ({}); the booted path needs a host whose KVM can run libkrun guests", e.message),
+            Err(e) => bot_bottle_test_support::skip(format!("the guest did not boot on this machine ({}); the booted path needs a host whose KVM can run libkrun guests", e.message)),
             Ok(_) if !have_guest => {
                 env.backend.remove("boot-e1").unwrap();
                 panic!("a VM boots here but /bin/busybox (apt-get install busybox-static) is missing, so the booted path cannot run");
