@@ -46,7 +46,7 @@ trap 'rm -f "$skips"' EXIT
 status=0
 BOT_BOTTLE_SKIP_LOG="$skips" cargo test --workspace || status=$?
 if [ -s "$skips" ]; then
-  log "skipped here ($(wc -l <"$skips") tests could not do their work on this machine)"
+  log "skipped: $(wc -l <"$skips") (could not do their work on this machine)"
   sort "$skips"
 else
   log "no test was skipped"

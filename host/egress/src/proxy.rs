@@ -823,40 +823,35 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 /// `/api/v1/..%2fadmin` climb out of a `prefix: /api/v1/` match. An encoded
 /// slash inside a segment name (`group%2Fproject`, as GitLab uses) stays
 /// allowed.
-pub(crate) fn has_dot_segment(path: &str) -> bool {
-    let b = path.as_bytes();
-    // Dots seen in the current segment; None once it holds anything else.
+pub fn has_dot_segment(path: &str) -> bool {
+    enum Unit {
+        Separator,
+        Dot,
+        Other,
+    }
+    let mut rest = path.as_bytes();
+    // Dots in the current segment; None once it holds anything else.
     let mut dots = Some(0u8);
-    let mut i = 0;
     loop {
-        let (sep, dot) = match b.get(i..) {
-            None | Some([]) => (Some(0), false),
-            Some([b'/' | b'\\', ..]) => (Some(1), false),
-            Some([b'%', h, l, ..]) if *h == b'2' && (l | 0x20) == b'f' => (Some(3), false),
-            Some([b'%', h, l, ..]) if *h == b'5' && (l | 0x20) == b'c' => (Some(3), false),
-            Some([b'%', h, l, ..]) if *h == b'2' && (l | 0x20) == b'e' => (None, true),
-            Some([b'.', ..]) => (None, true),
-            Some(_) => (None, false),
+        let (len, unit) = match rest {
+            [] => (0, Unit::Separator),
+            [b'/' | b'\\', ..] => (1, Unit::Separator),
+            [b'%', b'2', l, ..] if l | 0x20 == b'f' => (3, Unit::Separator),
+            [b'%', b'5', l, ..] if l | 0x20 == b'c' => (3, Unit::Separator),
+            [b'%', b'2', l, ..] if l | 0x20 == b'e' => (3, Unit::Dot),
+            [b'.', ..] => (1, Unit::Dot),
+            _ => (1, Unit::Other),
         };
-        match sep {
-            Some(len) => {
-                if matches!(dots, Some(1 | 2)) {
-                    return true;
-                }
-                if len == 0 {
-                    return false;
-                }
-                dots = Some(0);
-                i += len;
-            }
-            None => {
-                dots = match dots {
-                    Some(n) if dot => Some(n.saturating_add(1)),
-                    _ => None,
-                };
-                i += if dot && b[i] == b'%' { 3 } else { 1 };
-            }
+        match unit {
+            Unit::Separator if matches!(dots, Some(1 | 2)) => return true,
+            Unit::Separator => dots = Some(0),
+            Unit::Dot => dots = dots.map(|n| n.saturating_add(1)),
+            Unit::Other => dots = None,
         }
+        if rest.is_empty() {
+            return false;
+        }
+        rest = &rest[len..];
     }
 }
 

@@ -15,10 +15,8 @@ pub const SKIP_LOG_ENV: &str = "BOT_BOTTLE_SKIP_LOG";
 /// not capture that), naming the test, and appends the same line to the file
 /// named by [`SKIP_LOG_ENV`] when it is set. The caller then returns.
 pub fn skip(why: impl Display) {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("(unnamed test)")
-        .to_string();
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("(unnamed test)");
     let line = format!("SKIP {test}: {why}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
     if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {

@@ -12,14 +12,15 @@
 //! - the request decided with its host written differently (upper case,
 //!   trailing dot) gets the same decision.
 //!
-//! The glue (`absolute_target`, `host_agrees`, the dot-segment check) is
-//! private to `proxy.rs`, so it is restated here from the public parts; the
-//! parts that decide (`parse_authority`, `route_for`, `covers`, `allows`)
+//! The glue (`absolute_target`, `host_agrees`) is private to `proxy.rs`, so
+//! it is restated here from the public parts; the parts that decide
+//! (`parse_authority`, `route_for`, `covers`, `allows`, `has_dot_segment`)
 //! are the proxy's own.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use bot_bottle_egress::policy::Policy;
+use bot_bottle_egress::proxy::has_dot_segment;
 use bot_bottle_egress::target::{normalize_host, parse_authority, Scheme, Target};
 use bot_bottle_sdk::{
     AuthScheme, EgressPolicy, EgressRoute, HeaderMatch, HeaderMatchType, PathMatch, PathMatchType,
@@ -319,13 +320,6 @@ fn index_of(policy: &Policy, route: &bot_bottle_egress::policy::Route) -> usize 
         .iter()
         .position(|r| std::ptr::eq(r, route))
         .expect("route_for returns one of the policy's routes")
-}
-
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let s = seg.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    })
 }
 
 fuzz_target!(|input: Input| {
